@@ -1,0 +1,236 @@
+//! The command line: clap structs mirroring runc's flags, plus hookrun's own verbs, and signal
+//! parsing. runs in: the runtime.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hookrun",
+    version = crate::VERSION_TEXT,
+    about = "An OCI container runtime that also runs Kubernetes-style lifecycle hooks"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub cmd: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct Global {
+    /// State directory (default /run/hookrun as root, $XDG_RUNTIME_DIR/hookrun rootless)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Write log lines (and the error of a failed command) to FILE
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Format of log lines
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log debug lines too
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Use systemd to manage cgroups (refused: no systemd cgroup driver)
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
+    /// Rootless mode: true, false or auto (`spec --rootless`: write a rootless config)
+    #[arg(long, global = true, value_name = "BOOL", default_value = "auto", num_args = 0..=1, default_missing_value = "true")]
+    pub rootless: String,
+    /// Accepted for runc compatibility; checkpointing is not supported
+    #[arg(long, global = true, hide = true)]
+    pub criu: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct CreateOpts {
+    /// Path to the bundle directory (holding config.json)
+    #[arg(short, long, default_value = ".", value_name = "DIR")]
+    pub bundle: PathBuf,
+    /// Write the init's pid (decimal, no newline) to FILE
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket to send the pty master to (process.terminal)
+    #[arg(long, value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Pass N extra fds (3..3+N) to the container process
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub preserve_fds: u32,
+    /// Use MS_MOVE + chroot instead of pivot_root
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring
+    #[arg(long)]
+    pub no_new_keyring: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a container: namespaces, rootfs, init blocked before exec
+    Create {
+        #[command(flatten)]
+        opts: CreateOpts,
+        id: String,
+    },
+    /// Start a created container (then run its PostStart hook)
+    Start { id: String },
+    /// Create and start a container; in the foreground, wait for it and return its status
+    Run {
+        #[command(flatten)]
+        opts: CreateOpts,
+        /// Return once the container is started
+        #[arg(short, long)]
+        detach: bool,
+        /// Keep the container's state after it exits
+        #[arg(long)]
+        keep: bool,
+        id: String,
+    },
+    /// Print the state of a container as JSON
+    State { id: String },
+    /// List containers
+    #[command(alias = "ls")]
+    List {
+        #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        /// Print only ids
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Send a signal (default SIGTERM) to a container's init, or with --all to every process in it
+    Kill {
+        #[arg(short, long)]
+        all: bool,
+        id: String,
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+    },
+    /// Stop a container: stop signal, then SIGKILL after the grace period
+    Stop {
+        /// Grace period in seconds (default: the container's, else 30)
+        #[arg(short = 't', long = "time", value_name = "SECONDS")]
+        time: Option<u64>,
+        id: String,
+    },
+    /// Delete a stopped container (with --force, kill it first)
+    Delete {
+        #[arg(short, long)]
+        force: bool,
+        id: String,
+    },
+    /// Write a default config.json
+    Spec {
+        #[arg(short, long, default_value = ".", value_name = "DIR")]
+        bundle: PathBuf,
+    },
+    /// Print the OCI features document
+    Features,
+}
+
+/// Parse a signal given by name (`KILL`, `SIGKILL`, `sigkill`) or number (`9`, up to SIGRTMAX).
+pub fn parse_signal(s: &str) -> Result<i32> {
+    let bad = || Error::invalid(format!("unknown signal {s:?}"));
+    if let Ok(n) = s.parse::<i32>() {
+        return if n > 0 && n <= libc::SIGRTMAX() {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    if let Some(rest) = name.strip_prefix("RTMIN") {
+        let off: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.strip_prefix('+')
+                .and_then(|r| r.parse().ok())
+                .ok_or_else(bad)?
+        };
+        let n = libc::SIGRTMIN() + off;
+        return if n <= libc::SIGRTMAX() {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
+    }
+    if let Some(rest) = name.strip_prefix("RTMAX") {
+        let off: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.strip_prefix('-')
+                .and_then(|r| r.parse().ok())
+                .ok_or_else(bad)?
+        };
+        let n = libc::SIGRTMAX() - off;
+        return if n >= libc::SIGRTMIN() {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
+    }
+    let full = format!("SIG{name}");
+    full.parse::<nix::sys::signal::Signal>()
+        .map(|s| s as i32)
+        .map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("KILL").unwrap(), 9);
+        assert_eq!(parse_signal("SIGKILL").unwrap(), 9);
+        assert_eq!(parse_signal("sigterm").unwrap(), 15);
+        assert_eq!(parse_signal("9").unwrap(), 9);
+        assert_eq!(parse_signal("USR1").unwrap(), libc::SIGUSR1);
+        assert_eq!(parse_signal("RTMIN+2").unwrap(), libc::SIGRTMIN() + 2);
+        assert_eq!(parse_signal("SIGRTMAX").unwrap(), libc::SIGRTMAX());
+        for bad in ["0", "-1", "65", "NOPE", "SIG", "RTMIN+99", ""] {
+            assert!(parse_signal(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn runc_style_command_lines_parse() {
+        let c = Cli::try_parse_from([
+            "hookrun",
+            "--root",
+            "/r",
+            "--log",
+            "/l",
+            "--log-format",
+            "json",
+            "create",
+            "--bundle",
+            "/b",
+            "--pid-file",
+            "/p",
+            "c1",
+        ])
+        .unwrap();
+        assert_eq!(c.global.root.as_deref(), Some(std::path::Path::new("/r")));
+        assert!(matches!(c.cmd, Command::Create { ref id, .. } if id == "c1"));
+        let c = Cli::try_parse_from(["hookrun", "kill", "--all", "c1", "KILL"]).unwrap();
+        assert!(matches!(c.cmd, Command::Kill { all: true, ref signal, .. } if signal == "KILL"));
+        let c = Cli::try_parse_from(["hookrun", "delete", "-f", "c1"]).unwrap();
+        assert!(matches!(c.cmd, Command::Delete { force: true, .. }));
+    }
+}

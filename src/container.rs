@@ -1,0 +1,558 @@
+//! The verbs: create, start, state, list, kill, stop, delete, spec, features — each a short
+//! sequence over state, spec and process. runs in: the runtime.
+
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use crate::cli::{self, Cli, Command, CreateOpts, ListFormat};
+use crate::error::{Ctx, Error, Result};
+use crate::process::parent::{self, Child, InitOpts};
+use crate::spec;
+use crate::state::{self, ContainerDir, Phase, Root, State, Status};
+
+pub const GRACE_ANNOTATION: &str = "dev.hookrun.termination-grace-period-seconds";
+pub const DEFAULT_GRACE: u64 = 30;
+
+/// The state root for this invocation.
+pub fn root_dir(g: &cli::Global) -> PathBuf {
+    if let Some(r) = &g.root {
+        return r.clone();
+    }
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/run/hookrun");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("hookrun"),
+        _ => std::env::temp_dir().join(format!("hookrun-{}", nix::unistd::geteuid())),
+    }
+}
+
+pub fn dispatch(cli: Cli) -> Result<i32> {
+    let root = Root::new(root_dir(&cli.global));
+    let creates = matches!(cli.cmd, Command::Create { .. } | Command::Run { .. });
+    if creates && cli.global.systemd_cgroup {
+        return Err(Error::invalid(
+            "--systemd-cgroup: no systemd cgroup driver here; run without it (cgroupfs is used)",
+        ));
+    }
+    let rootless_spec = cli.global.rootless == "true";
+    match cli.cmd {
+        Command::Create { opts, id } => {
+            create(&root, &id, &opts)?;
+            Ok(0)
+        }
+        Command::Start { id } => {
+            start(&root, &id)?;
+            Ok(0)
+        }
+        Command::Run {
+            opts,
+            detach,
+            keep,
+            id,
+        } => crate::foreground::run(&root, &id, &opts, detach, keep),
+        Command::State { id } => {
+            let dir = root.open(&id)?;
+            let st = dir.load()?;
+            println!("{}", serde_json::to_string_pretty(&state_json(&dir, &st)).expect("json"));
+            Ok(0)
+        }
+        Command::List { format, quiet } => list(&root, format, quiet).map(|_| 0),
+        Command::Kill { all, id, signal } => {
+            let sig = cli::parse_signal(&signal)?;
+            kill(&root, &id, sig, all).map(|_| 0)
+        }
+        Command::Stop { time, id } => stop(&root, &id, time).map(|_| 0),
+        Command::Delete { force, id } => delete(&root, &id, force).map(|_| 0),
+        Command::Spec { bundle } => write_spec(&bundle, rootless_spec).map(|_| 0),
+        Command::Features => {
+            println!("{}", serde_json::to_string_pretty(&features()).expect("json"));
+            Ok(0)
+        }
+    }
+}
+
+/// A created container whose init is our child (used by `run` to keep waiting on it).
+pub struct Created {
+    pub dir: ContainerDir,
+    pub state: State,
+    pub child: Child,
+}
+
+/// Undo a half-made container: kill and reap the init, remove the state dir.
+struct Undo {
+    dir: Option<PathBuf>,
+    /// Our own unreaped child, so its pid cannot be recycled before we wait for it.
+    child: Option<i32>,
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child {
+            // SAFETY: kill(2) on our own child that we have not reaped yet.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        }
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+pub fn create(root: &Root, id: &str, opts: &CreateOpts) -> Result<Created> {
+    state::validate_id(id)?;
+    let plan = spec::load(&opts.bundle)?;
+    let dir = root.create(id)?;
+    let mut undo = Undo {
+        dir: Some(dir.path.clone()),
+        child: None,
+    };
+    // The bundle may change after create; exec and hooks use this copy.
+    state::write_atomic(
+        &dir.file(state::CONFIG_FILE),
+        &serde_json::to_vec(&plan.spec).expect("spec serialises"),
+    )?;
+    nix::unistd::mkfifo(&dir.fifo(), nix::sys::stat::Mode::from_bits_truncate(0o622))
+        .ctx(|| format!("mkfifo {}", dir.fifo().display()))?;
+    let init_opts = InitOpts {
+        id: id.to_string(),
+        fifo: dir.fifo(),
+        preserve_fds: opts.preserve_fds,
+        no_pivot: opts.no_pivot,
+        no_new_keyring: opts.no_new_keyring,
+    };
+    let child = parent::spawn(&plan, &init_opts)?;
+    undo.child = Some(child.pid);
+    parent::wait_ready(&child)?; // sync 2
+    let pid_start = state::proc_stat(child.pid)
+        .map(|s| s.1)
+        .ok_or_else(|| Error::Child("container init vanished".into()))?;
+    let st = State {
+        oci_version: crate::OCI_VERSION.to_string(),
+        id: id.to_string(),
+        pid: child.pid,
+        pid_start,
+        bundle: plan.bundle.clone(),
+        rootfs: plan.rootfs.clone(),
+        created: state::now_rfc3339(),
+        owner: owner_name(nix::unistd::geteuid().as_raw()),
+        annotations: plan.spec.annotations().clone().unwrap_or_default(),
+        phase: Phase::Created,
+        own_pid_ns: plan.new_ns(oci_spec::runtime::LinuxNamespaceType::Pid),
+    };
+    dir.save(&st)?;
+    if let Some(p) = &opts.pid_file {
+        write_pid_file(p, child.pid)?;
+    }
+    undo.dir = None;
+    undo.child = None;
+    drop(undo);
+    crate::log::debug(format!("created container {id} with init pid {}", child.pid));
+    Ok(Created {
+        dir,
+        state: st,
+        child,
+    })
+}
+
+/// Decimal pid, no newline, written atomically (clients poll for the file).
+fn write_pid_file(p: &Path, pid: i32) -> Result<()> {
+    let p = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(p)
+    };
+    state::write_atomic(&p, pid.to_string().as_bytes())
+}
+
+fn owner_name(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|pw| {
+            pw.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2].parse() == Ok(uid)).then(|| f[0].to_string())
+            })
+        })
+        .unwrap_or_else(|| uid.to_string())
+}
+
+/// A pidfd for the container init, refused if the pid now belongs to another process.
+pub fn open_init(st: &State) -> Result<OwnedFd> {
+    // SAFETY: pidfd_open returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, st.pid, 0) };
+    let fd = Errno::result(fd).map_err(|_| Error::NotRunning)? as i32;
+    // SAFETY: a fresh fd we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // The pidfd pins the process: if the start time matches now, it is our init.
+    match state::proc_stat(st.pid) {
+        Some((s, t)) if t == st.pid_start && s != 'Z' => Ok(fd),
+        _ => Err(Error::NotRunning),
+    }
+}
+
+pub fn pidfd_signal(fd: &OwnedFd, sig: i32) -> Result<()> {
+    // SAFETY: pidfd_send_signal on a pidfd we own, no siginfo.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    match Errno::result(rc) {
+        Ok(_) => Ok(()),
+        Err(Errno::ESRCH) => Err(Error::NotRunning),
+        Err(e) => Err(Error::sys(format!("send signal {sig}"), e)),
+    }
+}
+
+/// Wait until the process behind `fd` exits, or `timeout` passes. True when it exited.
+pub fn wait_exit(fd: &OwnedFd, timeout: Option<Duration>) -> bool {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let ms = match deadline {
+            None => PollTimeout::NONE,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
+                    .unwrap_or(PollTimeout::ZERO)
+            }
+        };
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, ms) {
+            Ok(0) => return false,
+            Ok(_) => return true,
+            Err(Errno::EINTR) => continue,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Release the entrypoint: read exec.fifo, watching the init's pidfd so a dead init is an
+/// error, never a hang.
+pub fn release(dir: &ContainerDir, st: &State) -> Result<()> {
+    let init = open_init(st).map_err(|_| not_created(dir, st))?;
+    let fifo: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags_nonblock()
+        .open(dir.fifo())
+        .map_err(|_| not_created(dir, st))?
+        .into();
+    loop {
+        let mut fds = [
+            PollFd::new(fifo.as_fd(), PollFlags::POLLIN),
+            PollFd::new(init.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(Errno::EINTR) => continue,
+            r => {
+                r.ctx(|| "wait for container init")?;
+            }
+        }
+        let fifo_ready = fds[0].revents().is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP));
+        if fifo_ready {
+            let mut b = [0u8; 1];
+            match nix::unistd::read(&fifo, &mut b) {
+                Ok(1) => break,
+                Err(Errno::EAGAIN) | Err(Errno::EINTR) => continue,
+                _ => {}
+            }
+        }
+        if fds[1].revents().is_some() || fifo_ready {
+            return Err(Error::Child(
+                "container init exited before it could be started".into(),
+            ));
+        }
+    }
+    let _ = std::fs::remove_file(dir.fifo());
+    Ok(())
+}
+
+fn not_created(dir: &ContainerDir, st: &State) -> Error {
+    Error::WrongState {
+        id: st.id.clone(),
+        status: dir.status(st).to_string(),
+        hint: "only a created container can be started".into(),
+    }
+}
+
+trait NonBlock {
+    fn custom_flags_nonblock(&mut self) -> &mut Self;
+}
+impl NonBlock for std::fs::OpenOptions {
+    fn custom_flags_nonblock(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+    }
+}
+
+pub fn start(root: &Root, id: &str) -> Result<()> {
+    let dir = root.open(id)?;
+    let mut st = dir.load()?;
+    if dir.status(&st) != Status::Created {
+        return Err(not_created(&dir, &st));
+    }
+    release(&dir, &st)?;
+    st.phase = Phase::Running;
+    dir.save(&st)
+}
+
+/// The OCI state document, plus hookrun's `created`, `rootfs`, `owner` and `phase`.
+pub fn state_json(dir: &ContainerDir, st: &State) -> serde_json::Value {
+    let status = dir.status(st);
+    let phase = if status == Status::Stopped {
+        Phase::Stopped
+    } else {
+        st.phase
+    };
+    serde_json::json!({
+        "ociVersion": st.oci_version,
+        "id": st.id,
+        "status": status,
+        "pid": if status == Status::Stopped { 0 } else { st.pid },
+        "bundle": st.bundle,
+        "rootfs": st.rootfs,
+        "created": st.created,
+        "owner": st.owner,
+        "annotations": st.annotations,
+        "phase": phase,
+    })
+}
+
+fn list(root: &Root, format: ListFormat, quiet: bool) -> Result<()> {
+    let mut rows = Vec::new();
+    for id in root.ids()? {
+        // A container deleted meanwhile is simply not listed.
+        let Ok(dir) = root.open(&id) else { continue };
+        let Ok(st) = dir.load() else { continue };
+        rows.push(state_json(&dir, &st));
+    }
+    if quiet {
+        for r in &rows {
+            println!("{}", r["id"].as_str().unwrap_or_default());
+        }
+        return Ok(());
+    }
+    match format {
+        ListFormat::Json => println!("{}", serde_json::Value::Array(rows)),
+        ListFormat::Table => {
+            let cols = ["id", "pid", "status", "bundle", "created", "owner"];
+            let table: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    cols.iter()
+                        .map(|c| match &r[*c] {
+                            serde_json::Value::String(s) => s.clone(),
+                            v => v.to_string(),
+                        })
+                        .collect()
+                })
+                .collect();
+            let head: Vec<String> = cols.iter().map(|c| c.to_uppercase()).collect();
+            print!("{}", format_table(&head, &table));
+        }
+    }
+    Ok(())
+}
+
+/// Columns padded to the widest cell, three spaces apart, as runc's tabwriter does.
+pub fn format_table(head: &[String], rows: &[Vec<String>]) -> String {
+    let mut w: Vec<usize> = head.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.len());
+        }
+    }
+    let line = |cells: &[String]| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<width$}   ", width = w[i]));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(head);
+    for r in rows {
+        out.push_str(&line(r));
+    }
+    out
+}
+
+/// Host pids of every process in the container: its pid namespace's members when it has its own,
+/// else the init alone.
+pub fn container_pids(st: &State) -> Vec<i32> {
+    if !st.own_pid_ns {
+        return vec![st.pid];
+    }
+    let Ok(ns) = std::fs::read_link(format!("/proc/{}/ns/pid", st.pid)) else {
+        return vec![];
+    };
+    let mut out = vec![st.pid];
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid != st.pid && std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok().as_ref() == Some(&ns) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+pub fn kill(root: &Root, id: &str, sig: i32, all: bool) -> Result<()> {
+    let dir = root.open(id)?;
+    let st = dir.load()?;
+    if dir.status(&st) == Status::Stopped {
+        return Err(Error::NotRunning);
+    }
+    let init = open_init(&st)?;
+    if all {
+        for pid in container_pids(&st).into_iter().filter(|p| *p != st.pid) {
+            // SAFETY: kill(2) on a pid in the container's own pid namespace.
+            unsafe { libc::kill(pid, sig) };
+        }
+    }
+    pidfd_signal(&init, sig)
+}
+
+/// Grace period from the container's annotation, else the default.
+pub fn grace_period(st: &State) -> u64 {
+    st.annotations
+        .get(GRACE_ANNOTATION)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(DEFAULT_GRACE)
+}
+
+/// stop signal → wait up to the grace period → SIGKILL → wait until stopped.
+pub fn stop(root: &Root, id: &str, time: Option<u64>) -> Result<()> {
+    let dir = root.open(id)?;
+    let mut st = dir.load()?;
+    if dir.status(&st) == Status::Stopped {
+        return Ok(());
+    }
+    let init = open_init(&st)?;
+    let grace = Duration::from_secs(time.unwrap_or_else(|| grace_period(&st)));
+    st.phase = Phase::Stopping;
+    dir.save(&st)?;
+    let stopped = |init: &OwnedFd, t: Duration| -> Result<bool> { Ok(wait_exit(init, Some(t))) };
+    let _ = pidfd_signal(&init, libc::SIGTERM);
+    if !stopped(&init, grace)? {
+        for pid in container_pids(&st) {
+            // SAFETY: kill(2) on the container's processes.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let _ = pidfd_signal(&init, libc::SIGKILL);
+        wait_exit(&init, Some(Duration::from_secs(10)));
+    }
+    Ok(())
+}
+
+pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
+    let dir = match root.open(id) {
+        Err(Error::NotFound(_)) if force => return Ok(()),
+        r => r?,
+    };
+    let st = dir.load()?;
+    match dir.status(&st) {
+        Status::Stopped => {}
+        Status::Created => kill_and_wait(&st),
+        s if force => {
+            let _ = s;
+            kill_and_wait(&st)
+        }
+        s => {
+            return Err(Error::WrongState {
+                id: id.to_string(),
+                status: s.to_string(),
+                hint: "stop it first, or use delete --force".into(),
+            })
+        }
+    }
+    dir.remove()
+}
+
+fn kill_and_wait(st: &State) {
+    let Ok(init) = open_init(st) else { return };
+    for pid in container_pids(st) {
+        // SAFETY: kill(2) on the container's processes.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let _ = pidfd_signal(&init, libc::SIGKILL);
+    wait_exit(&init, Some(Duration::from_secs(10)));
+}
+
+fn write_spec(bundle: &Path, rootless: bool) -> Result<()> {
+    let p = bundle.join("config.json");
+    if p.exists() {
+        return Err(Error::invalid(format!(
+            "{}: already exists; remove it first",
+            p.display()
+        )));
+    }
+    let mut s = if rootless {
+        oci_spec::runtime::Spec::rootless(
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        )
+    } else {
+        oci_spec::runtime::Spec::default()
+    };
+    s.set_hostname(Some("hookrun".into()));
+    s.set_version(crate::OCI_VERSION.into());
+    let data = serde_json::to_vec_pretty(&s).expect("spec serialises");
+    std::fs::write(&p, data).map_err(|e| Error::io("write", &p, e))
+}
+
+/// The OCI features document: what this build really supports.
+pub fn features() -> serde_json::Value {
+    let caps: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
+    serde_json::json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": crate::OCI_VERSION,
+        "hooks": [],
+        "mountOptions": [
+            "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "mand",
+            "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime", "nostrictatime",
+            "nosuid", "private", "rbind", "relatime", "remount", "ro", "rprivate", "rshared",
+            "rslave", "runbindable", "rw", "shared", "silent", "loud", "slave", "strictatime",
+            "suid", "sync", "unbindable"
+        ],
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
+            "capabilities": caps,
+            "cgroup": {"v1": false, "v2": false, "systemd": false, "systemdUser": false},
+            "seccomp": {"enabled": false},
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false},
+            "intelRdt": {"enabled": false},
+        },
+        "annotations": {
+            "dev.hookrun.lifecycle": "Kubernetes Lifecycle object (postStart, preStop, stopSignal)",
+            GRACE_ANNOTATION: "termination grace period in seconds (default 30)",
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_columns_align() {
+        let t = format_table(
+            &["ID".into(), "STATUS".into()],
+            &[vec!["a".into(), "running".into()], vec!["long-id".into(), "created".into()]],
+        );
+        assert_eq!(t, "ID        STATUS\na         running\nlong-id   created\n");
+    }
+}

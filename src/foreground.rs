@@ -1,0 +1,131 @@
+//! `run` in the foreground: create, start, forward signals to the container, run the stop
+//! sequence on SIGTERM/SIGINT, reap, return the container's exit status, delete unless --keep.
+//! runs in: the runtime (`run`), which stays the init's parent.
+
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::cli::CreateOpts;
+use crate::container::{self, pidfd_signal};
+use crate::error::{Ctx, Result};
+use crate::process::channel::Msg;
+use crate::state::{Phase, Root};
+
+/// Signals the foreground runtime handles itself instead of dying of them.
+fn handled() -> SigSet {
+    let mut s = SigSet::empty();
+    for sig in Signal::iterator() {
+        if !matches!(
+            sig,
+            Signal::SIGKILL | Signal::SIGSTOP | Signal::SIGSEGV | Signal::SIGBUS | Signal::SIGILL | Signal::SIGFPE | Signal::SIGTRAP | Signal::SIGABRT | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU
+        ) {
+            s.add(sig);
+        }
+    }
+    s
+}
+
+/// Exit status the way a shell reports it: code, or 128+N for signal N.
+pub fn exit_code(ws: WaitStatus) -> Option<i32> {
+    match ws {
+        WaitStatus::Exited(_, c) => Some(c),
+        WaitStatus::Signaled(_, s, _) => Some(128 + s as i32),
+        _ => None,
+    }
+}
+
+pub fn run(root: &Root, id: &str, opts: &CreateOpts, detach: bool, keep: bool) -> Result<i32> {
+    if detach {
+        let c = container::create(root, id, opts)?;
+        let mut st = c.state;
+        container::release(&c.dir, &st)?;
+        st.phase = Phase::Running;
+        c.dir.save(&st)?;
+        return Ok(0);
+    }
+    // Blocked before the clone so no signal is lost before the signalfd exists; the init
+    // unblocks everything first thing.
+    let mask = handled();
+    mask.thread_block().ctx(|| "block signals")?;
+    // Orphans of a container without its own pid namespace come to us to be reaped.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let c = container::create(root, id, opts)?;
+    let mut st = c.state.clone();
+    let released = container::release(&c.dir, &st);
+    if let Err(e) = released {
+        let _ = container::delete(root, id, true);
+        return Err(e);
+    }
+    st.phase = Phase::Running;
+    c.dir.save(&st)?;
+    // The init's channel closes on execve (CLOEXEC): an error message means exec failed.
+    if let Ok(Some(Msg::Error { msg })) = c.child.chan.recv() {
+        let _ = waitpid(Pid::from_raw(c.child.pid), None);
+        drop(c.dir);
+        let _ = container::delete(root, id, true);
+        return Err(crate::error::Error::Child(msg));
+    }
+    let pid = c.child.pid;
+    let pidfd = c.child.pidfd;
+    drop(c.dir); // other commands (state, kill) may now lock the container
+    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).ctx(|| "signalfd")?;
+    let mut kill_at: Option<Instant> = None;
+    let code = loop {
+        let timeout = match kill_at {
+            None => PollTimeout::NONE,
+            Some(t) => PollTimeout::try_from(
+                t.saturating_duration_since(Instant::now()).as_millis().min(i32::MAX as u128) as i32,
+            )
+            .unwrap_or(PollTimeout::ZERO),
+        };
+        let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(crate::error::Error::sys("poll", e)),
+            Ok(0) => {
+                // grace period over
+                let _ = pidfd_signal(&pidfd, libc::SIGKILL);
+                kill_at = None;
+                continue;
+            }
+            Ok(_) => {}
+        }
+        let Ok(Some(info)) = sfd.read_signal() else { continue };
+        let sig = info.ssi_signo as i32;
+        if sig == libc::SIGCHLD {
+            let mut done = None;
+            loop {
+                match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::StillAlive) | Err(_) => break,
+                    Ok(ws) if ws.pid() == Some(Pid::from_raw(pid)) => done = exit_code(ws),
+                    Ok(_) => {}
+                }
+            }
+            if let Some(c) = done {
+                break c;
+            }
+        } else if (sig == libc::SIGTERM || sig == libc::SIGINT) && kill_at.is_none() {
+            let grace = root
+                .open(id)
+                .and_then(|d| d.load())
+                .map(|s| container::grace_period(&s))
+                .unwrap_or(container::DEFAULT_GRACE);
+            let _ = pidfd_signal(&pidfd, libc::SIGTERM);
+            kill_at = Some(Instant::now() + Duration::from_secs(grace));
+        } else {
+            let _ = pidfd_signal(&pidfd, sig);
+        }
+    };
+    if !keep {
+        let _ = container::delete(root, id, true);
+    }
+    Ok(code)
+}

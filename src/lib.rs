@@ -1,0 +1,20 @@
+//! hookrun: an OCI runtime with runc's command line that also runs Kubernetes-style lifecycle
+//! hooks. `main.rs` only parses and dispatches; everything lives here so tests can call it.
+
+pub mod cli;
+pub mod container;
+pub mod error;
+pub mod foreground;
+pub mod log;
+pub mod process;
+pub mod rootfs;
+pub mod security;
+pub mod spec;
+pub mod state;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const OCI_VERSION: &str = "1.2.0";
+pub const VERSION_TEXT: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\nspec: 1.2.0"
+);

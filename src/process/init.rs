@@ -1,0 +1,215 @@
+//! The container init: the clone3 child that sets up the container and finally execs the
+//! entrypoint. runs in: the container init, from clone3 to execve (never returns).
+//! Step order follows the kernel's rules; the `sync N` labels match channel.rs and parent.rs.
+
+use std::ffi::CString;
+use std::fs;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, OFlag};
+use nix::sched::{setns, unshare, CloneFlags};
+use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+use nix::sys::stat::Mode;
+use oci_spec::runtime::LinuxNamespaceType as T;
+
+use super::channel::{Channel, Msg};
+use super::parent::{clone_flag, InitOpts};
+use crate::error::{Ctx, Error, Result};
+use crate::rootfs;
+use crate::security::{self, Creds};
+use crate::spec::Plan;
+
+/// Entry from clone3. Reports the first failure over the channel and exits 1.
+pub fn run(plan: &Plan, opts: &InitOpts, chan: Channel, fifo: OwnedFd, hostproc: OwnedFd) -> ! {
+    match setup(plan, opts, &chan) {
+        Ok(exec) => {
+            // sync 2
+            let _ = chan.send(&Msg::Ready);
+            let err = finish(exec, &fifo, &hostproc, opts);
+            // Past `Ready` the creator may be gone: say it on stderr too.
+            let msg = err.to_string();
+            if chan.send(&Msg::Error { msg: msg.clone() }).is_err() {
+                eprintln!("hookrun: container init: {msg}");
+            }
+            // SAFETY: _exit in a forked child, skipping the parent's atexit work.
+            unsafe { libc::_exit(127) }
+        }
+        Err(e) => {
+            let _ = chan.send(&Msg::Error { msg: e.to_string() });
+            // SAFETY: as above.
+            unsafe { libc::_exit(1) }
+        }
+    }
+}
+
+/// What is left to do after the start barrier.
+struct Exec {
+    path: CString,
+    argv: Vec<CString>,
+    env: Vec<CString>,
+    creds: Creds,
+    umask: u32,
+}
+
+fn setup(plan: &Plan, opts: &InitOpts, chan: &Channel) -> Result<Exec> {
+    // The runtime may block signals (foreground `run`); the container starts with none blocked.
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).ctx(|| "sigprocmask")?;
+    // Die with the runtime while we are being set up; cleared before sync 2.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+
+    // sync 1: id maps written, cgroup joined.
+    match chan.recv()? {
+        Some(Msg::Go) => {}
+        Some(m) => return Err(Error::Child(format!("unexpected message from runtime: {m:?}"))),
+        None => return Err(Error::Child("runtime went away".into())),
+    }
+    let new_user = plan.new_ns(T::User);
+    if new_user {
+        become_root_in_userns()?;
+    }
+
+    // Join namespaces given by path. The user namespace first: the others are owned by one.
+    let mut joins: Vec<_> = plan
+        .namespaces
+        .iter()
+        .filter(|n| n.path.is_some() && !matches!(n.kind, T::Pid | T::Time))
+        .collect();
+    joins.sort_by_key(|n| n.kind != T::User);
+    for ns in joins {
+        let p = ns.path.as_ref().expect("filtered");
+        let f = fs::File::open(p).ctx(|| format!("open namespace {}", p.display()))?;
+        setns(&f, clone_flag(ns.kind)).ctx(|| format!("join namespace {}", p.display()))?;
+    }
+    // Placed in our cgroup by now, so the new cgroup namespace is rooted there.
+    if plan.new_ns(T::Cgroup) {
+        unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace")?;
+    }
+    nix::unistd::setsid().ctx(|| "setsid")?;
+    if let Some(h) = plan.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).ctx(|| format!("sethostname {h}"))?;
+    }
+    if let Some(d) = plan.spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        // SAFETY: pointer and length of a live byte slice.
+        let rc = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
+        Errno::result(rc).ctx(|| format!("setdomainname {d}"))?;
+    }
+    if plan.new_ns(T::Network) {
+        loopback_up()?;
+    }
+    if !opts.no_new_keyring {
+        join_session_keyring(&opts.id)?;
+    }
+    let process = plan.process();
+    if let Some(adj) = process.oom_score_adj() {
+        fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .ctx(|| format!("set process.oomScoreAdj {adj}"))?;
+    }
+
+    rootfs::prepare(plan, new_user)?;
+    rootfs::enter(plan, opts.no_pivot)?;
+    rootfs::finish(plan)?;
+
+    security::set_rlimits(process)?;
+    let cwd = process.cwd();
+    if nix::unistd::chdir(cwd).is_err() {
+        fs::create_dir_all(cwd).ctx(|| format!("create process.cwd {}", cwd.display()))?;
+        nix::unistd::chdir(cwd).ctx(|| format!("chdir to process.cwd {}", cwd.display()))?;
+    }
+    let args = plan.args();
+    let path = security::find_executable(&args[0], plan.env(), cwd)?;
+    let creds = Creds::from_process(process, !rootless_single_map(plan))?;
+    let exec = Exec {
+        path: rootfs::cpath(&path),
+        argv: args.iter().filter_map(|a| CString::new(a.as_str()).ok()).collect(),
+        env: security::exec_env(plan.env(), creds.uid),
+        creds,
+        umask: process.user().umask().unwrap_or(0o022),
+    };
+    // SAFETY: as above; from here on the init outlives `create`.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+    Ok(exec)
+}
+
+/// After sync 2: block on exec.fifo until `start`, then drop privileges and exec.
+fn finish(exec: Exec, fifo: &OwnedFd, hostproc: &OwnedFd, opts: &InitOpts) -> Error {
+    let r = (|| -> Result<std::convert::Infallible> {
+        let link = format!("self/fd/{}", fifo.as_raw_fd());
+        // Opening for writing blocks until `start` opens the read end.
+        let w = openat(hostproc, link.as_str(), OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
+            .ctx(|| "open exec.fifo")?;
+        nix::unistd::write(&w, b"0").ctx(|| "write exec.fifo")?;
+        drop(w);
+        nix::sys::stat::umask(Mode::from_bits_truncate(exec.umask));
+        security::close_fds_on_exec(opts.preserve_fds)?;
+        exec.creds.apply()?;
+        let e = nix::unistd::execve(&exec.path, &exec.argv, &exec.env).unwrap_err();
+        Err(Error::sys(format!("exec {}", exec.path.to_string_lossy()), e))
+    })();
+    match r {
+        Err(e) => e,
+        Ok(never) => match never {},
+    }
+}
+
+/// In a new user namespace, take uid/gid 0 there (when mapped) so files we create are owned by
+/// the container's root.
+fn become_root_in_userns() -> Result<()> {
+    let mapped = |f: &str| {
+        fs::read_to_string(f)
+            .map(|m| m.lines().any(|l| l.split_whitespace().next() == Some("0")))
+            .unwrap_or(false)
+    };
+    if mapped("/proc/self/gid_map") {
+        let g = nix::unistd::Gid::from_raw(0);
+        nix::unistd::setresgid(g, g, g).ctx(|| "setresgid 0 in the user namespace")?;
+    }
+    if mapped("/proc/self/uid_map") {
+        let u = nix::unistd::Uid::from_raw(0);
+        nix::unistd::setresuid(u, u, u).ctx(|| "setresuid 0 in the user namespace")?;
+    }
+    Ok(())
+}
+
+/// A gid map written by an unprivileged user comes with setgroups denied.
+fn rootless_single_map(plan: &Plan) -> bool {
+    plan.new_ns(T::User)
+        && fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
+}
+
+/// A new network namespace has only `lo`, and down; runc and crun bring it up.
+fn loopback_up() -> Result<()> {
+    // SAFETY: a plain datagram socket; closed below.
+    let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    let s = Errno::result(s).ctx(|| "socket for loopback")?;
+    // SAFETY: ifreq is plain data; zeroed is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (i, b) in b"lo".iter().enumerate() {
+        req.ifr_name[i] = *b as libc::c_char;
+    }
+    // SAFETY: ioctl on our socket with a properly sized ifreq.
+    let mut rc = unsafe { libc::ioctl(s, libc::SIOCGIFFLAGS, &mut req) };
+    if rc == 0 {
+        // SAFETY: the union member written by SIOCGIFFLAGS.
+        unsafe { req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
+        // SAFETY: as above.
+        rc = unsafe { libc::ioctl(s, libc::SIOCSIFFLAGS, &req) };
+    }
+    let r = Errno::result(rc);
+    // SAFETY: closing the socket we opened.
+    unsafe { libc::close(s) };
+    r.map(drop).ctx(|| "bring up lo")
+}
+
+/// A session keyring of our own, so containers do not share the host's keys.
+fn join_session_keyring(id: &str) -> Result<()> {
+    let name = CString::new(format!("_ses.{id}")).unwrap_or_default();
+    // SAFETY: keyctl(KEYCTL_JOIN_SESSION_KEYRING, name) with a valid C string.
+    let rc = unsafe { libc::syscall(libc::SYS_keyctl, 1 as libc::c_long, name.as_ptr()) };
+    match Errno::result(rc) {
+        Ok(_) | Err(Errno::ENOSYS) | Err(Errno::EACCES) | Err(Errno::EDQUOT) => Ok(()),
+        Err(e) => Err(Error::sys("join session keyring", e)),
+    }
+}
+

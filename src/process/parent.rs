@@ -1,0 +1,214 @@
+//! The runtime's side of creating a container: one clone3 makes the namespaces and the child
+//! becomes init; the parent writes id maps and releases it (sync 1, see channel.rs).
+//! runs in: the runtime (`create`, `run`).
+
+use std::fs;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{open, OFlag};
+use nix::sched::{setns, unshare, CloneFlags};
+use nix::sys::stat::Mode;
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType as T};
+
+use super::channel::{self, Channel, Msg};
+use crate::error::{Ctx, Error, Result};
+use crate::spec::Plan;
+
+/// What the init needs besides the plan.
+#[derive(Debug, Clone)]
+pub struct InitOpts {
+    pub id: String,
+    pub fifo: PathBuf,
+    pub preserve_fds: u32,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+}
+
+/// A freshly cloned init, released past sync 1.
+pub struct Child {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    pub chan: Channel,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+pub fn clone_flag(k: T) -> CloneFlags {
+    match k {
+        T::Mount => CloneFlags::CLONE_NEWNS,
+        T::Uts => CloneFlags::CLONE_NEWUTS,
+        T::Ipc => CloneFlags::CLONE_NEWIPC,
+        T::User => CloneFlags::CLONE_NEWUSER,
+        T::Pid => CloneFlags::CLONE_NEWPID,
+        T::Network => CloneFlags::CLONE_NEWNET,
+        T::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        T::Time => CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+    }
+}
+
+fn open_ns(p: &Path) -> Result<OwnedFd> {
+    open(p, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ctx(|| format!("open namespace {}", p.display()))
+}
+
+/// The pid and time namespaces a child lands in are properties of the *parent*
+/// (`pid_for_children`, `time_for_children`), so joining or making them is done here around the
+/// clone and undone right after; the runtime itself never changes namespace.
+struct ForChildren {
+    restore: Vec<(OwnedFd, CloneFlags)>,
+}
+
+impl ForChildren {
+    fn enter(plan: &Plan) -> Result<Self> {
+        let mut restore = Vec::new();
+        if let Some(ns) = plan.ns(T::Pid).filter(|n| n.path.is_some()) {
+            let target = open_ns(ns.path.as_ref().expect("path"))?;
+            let own = open_ns(Path::new("/proc/self/ns/pid"))?;
+            setns(&target, CloneFlags::CLONE_NEWPID).ctx(|| "join pid namespace")?;
+            restore.push((own, CloneFlags::CLONE_NEWPID));
+        }
+        if let Some(ns) = plan.ns(T::Time) {
+            let own = open_ns(Path::new("/proc/self/ns/time"))?;
+            let flag = clone_flag(T::Time);
+            match &ns.path {
+                Some(p) => setns(open_ns(p)?, flag).ctx(|| "join time namespace")?,
+                None => {
+                    unshare(flag).ctx(|| "unshare time namespace")?;
+                    let mut text = String::new();
+                    for (clock, off) in plan.linux().time_offsets().iter().flatten() {
+                        text.push_str(&format!(
+                            "{clock} {} {}\n",
+                            off.secs().unwrap_or(0),
+                            off.nanosecs().unwrap_or(0)
+                        ));
+                    }
+                    if !text.is_empty() {
+                        fs::write("/proc/self/timens_offsets", text).ctx(|| "write linux.timeOffsets")?;
+                    }
+                }
+            }
+            restore.push((own, flag));
+        }
+        Ok(ForChildren { restore })
+    }
+
+    fn leave(self) -> Result<()> {
+        for (fd, flag) in self.restore {
+            setns(&fd, flag).ctx(|| "return to the runtime's namespace")?;
+        }
+        Ok(())
+    }
+}
+
+/// Clone the init, write its id maps, and release it (sync 1).
+pub fn spawn(plan: &Plan, opts: &InitOpts) -> Result<Child> {
+    let (ours, theirs) = channel::pair()?;
+    // Opened here so the init can reach them after pivot_root: the fifo through /proc/self/fd.
+    let fifo = open(&opts.fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .ctx(|| format!("open {}", opts.fifo.display()))?;
+    let hostproc = open("/proc", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+        .ctx(|| "open /proc")?;
+
+    let mut flags = CloneFlags::empty();
+    for ns in plan.namespaces.iter().filter(|n| n.path.is_none()) {
+        // cgroup: unshared by the init after it is placed in its cgroup; time: via ForChildren.
+        if !matches!(ns.kind, T::Cgroup | T::Time) {
+            flags |= clone_flag(ns.kind);
+        }
+    }
+    let around = ForChildren::enter(plan)?;
+    let mut pidfd: libc::c_int = -1;
+    let args = CloneArgs {
+        flags: flags.bits() as u64 | libc::CLONE_PIDFD as u64,
+        pidfd: &mut pidfd as *mut libc::c_int as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    // SAFETY: clone3 without a stack behaves like fork; the runtime is single-threaded, so the
+    // child may allocate and run ordinary Rust code. The child never returns from `init::run`.
+    let rc = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    if rc == 0 {
+        drop(ours);
+        super::init::run(plan, opts, theirs, fifo, hostproc);
+    }
+    let left = around.leave();
+    let pid = Errno::result(rc).ctx(|| "clone3 container init")? as i32;
+    // SAFETY: clone3 with CLONE_PIDFD stored a new fd we now own.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    drop(theirs);
+    drop(fifo);
+    drop(hostproc);
+    let child = Child { pid, pidfd, chan: ours };
+    left?;
+    if plan.new_ns(T::User) {
+        let l = plan.linux();
+        write_id_maps(pid, l.uid_mappings().as_deref().unwrap_or(&[]), l.gid_mappings().as_deref().unwrap_or(&[]), false)?;
+    }
+    child.chan.send(&Msg::Go)?; // sync 1
+    Ok(child)
+}
+
+fn map_text(m: &[LinuxIdMapping]) -> String {
+    m.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
+/// Write /proc/<pid>/{setgroups,uid_map,gid_map}. `deny_setgroups` is required before an
+/// unprivileged gid map.
+pub fn write_id_maps(pid: i32, uids: &[LinuxIdMapping], gids: &[LinuxIdMapping], deny_setgroups: bool) -> Result<()> {
+    if deny_setgroups {
+        fs::write(format!("/proc/{pid}/setgroups"), "deny").ctx(|| "write setgroups deny")?;
+    }
+    fs::write(format!("/proc/{pid}/uid_map"), map_text(uids)).ctx(|| "write linux.uidMappings to uid_map")?;
+    fs::write(format!("/proc/{pid}/gid_map"), map_text(gids)).ctx(|| "write linux.gidMappings to gid_map")?;
+    Ok(())
+}
+
+/// Wait until the init reports it is set up (sync 2), turning a failure into the init's message.
+pub fn wait_ready(child: &Child) -> Result<()> {
+    match child.chan.recv()? {
+        Some(Msg::Ready) => Ok(()),
+        Some(Msg::Error { msg }) => Err(Error::Child(msg)),
+        Some(m) => Err(Error::Child(format!("unexpected message from init: {m:?}"))),
+        None => {
+            let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child.pid), None)
+                .map(|s| format!("{s:?}"))
+                .unwrap_or_else(|e| e.to_string());
+            Err(Error::Child(format!("container init exited before it was ready ({status})")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_map_text() {
+        let m: Vec<LinuxIdMapping> =
+            serde_json::from_str(r#"[{"containerID":0,"hostID":1000,"size":1},{"containerID":1,"hostID":100000,"size":65536}]"#).unwrap();
+        assert_eq!(map_text(&m), "0 1000 1\n1 100000 65536\n");
+    }
+
+    #[test]
+    fn fd_is_raw() {
+        let f = fs::File::open("/").unwrap();
+        assert!(f.as_raw_fd() >= 0);
+    }
+}

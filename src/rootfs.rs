@@ -1,0 +1,624 @@
+//! The container's filesystem: config mounts, /dev, pivot_root, masked and read-only paths.
+//! runs in: the container init, in its new mount namespace, before and right after pivot_root.
+
+use std::ffi::CString;
+use std::fs;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{symlink, FileTypeExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+use nix::unistd::{chown, fchdir, pivot_root, Gid, Uid};
+use oci_spec::runtime::{LinuxDeviceType, Mount};
+
+use crate::error::{Ctx, Error, Result};
+use crate::spec::Plan;
+
+/// Mount options split into flags to set, flags to clear, propagation changes and fs data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MountOpts {
+    pub flags: MsFlags,
+    pub clear: MsFlags,
+    pub propagation: Vec<MsFlags>,
+    pub data: Vec<String>,
+    pub bind: bool,
+}
+
+impl Default for MountOpts {
+    fn default() -> Self {
+        MountOpts {
+            flags: MsFlags::empty(),
+            clear: MsFlags::empty(),
+            propagation: Vec::new(),
+            data: Vec::new(),
+            bind: false,
+        }
+    }
+}
+
+impl MountOpts {
+    pub fn parse(opts: &[String]) -> MountOpts {
+        let mut m = MountOpts::default();
+        for o in opts {
+            let (set, clr) = match o.as_str() {
+                "defaults" => (MsFlags::empty(), MsFlags::empty()),
+                "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
+                "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
+                "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
+                "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
+                "dev" => (MsFlags::empty(), MsFlags::MS_NODEV),
+                "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
+                "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
+                "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
+                "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
+                "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
+                "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
+                "remount" => (MsFlags::MS_REMOUNT, MsFlags::empty()),
+                "mand" => (MsFlags::MS_MANDLOCK, MsFlags::empty()),
+                "nomand" => (MsFlags::empty(), MsFlags::MS_MANDLOCK),
+                "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
+                "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
+                "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME),
+                "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
+                "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
+                "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
+                "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
+                "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
+                "silent" => (MsFlags::MS_SILENT, MsFlags::empty()),
+                "loud" => (MsFlags::empty(), MsFlags::MS_SILENT),
+                "bind" => {
+                    m.bind = true;
+                    (MsFlags::MS_BIND, MsFlags::empty())
+                }
+                "rbind" => {
+                    m.bind = true;
+                    (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty())
+                }
+                p => {
+                    if let Some(f) = propagation_flag(p) {
+                        m.propagation.push(f);
+                    } else if !matches!(p, "tmpcopyup" | "idmap" | "ridmap" | "nosymfollow") {
+                        m.data.push(p.to_string());
+                    }
+                    continue;
+                }
+            };
+            m.flags.insert(set);
+            m.flags.remove(clr);
+            m.clear.insert(clr);
+        }
+        m
+    }
+}
+
+/// `private`, `rslave`, … as mount(2) flags.
+pub fn propagation_flag(p: &str) -> Option<MsFlags> {
+    Some(match p {
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        _ => return None,
+    })
+}
+
+/// Resolve `path` inside `root` the way the container will see it: symlinks are followed but can
+/// never lead outside `root` (an absolute link restarts at `root`, `..` stops at it).
+pub fn secure_join(root: &Path, path: &Path) -> PathBuf {
+    let mut todo: Vec<std::ffi::OsString> = path
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut cur = PathBuf::new();
+    let mut links = 0;
+    while let Some(c) = todo.pop() {
+        if c == ".." {
+            cur.pop();
+            continue;
+        }
+        let cand = cur.join(&c);
+        match fs::symlink_metadata(root.join(&cand)) {
+            Ok(md) if md.file_type().is_symlink() && links < 255 => {
+                links += 1;
+                let target = fs::read_link(root.join(&cand)).unwrap_or_default();
+                if target.is_absolute() {
+                    cur = PathBuf::new();
+                }
+                for comp in target.components().rev() {
+                    match comp {
+                        Component::Normal(s) => todo.push(s.to_os_string()),
+                        Component::ParentDir => todo.push("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            _ => cur = cand,
+        }
+    }
+    root.join(cur)
+}
+
+/// Flags a bind remount must keep: in a user namespace the kernel refuses to clear them.
+fn locked_flags(path: &Path) -> MsFlags {
+    let Ok(st) = nix::sys::statvfs::statvfs(path) else {
+        return MsFlags::empty();
+    };
+    use nix::sys::statvfs::FsFlags;
+    let f = st.flags();
+    let mut m = MsFlags::empty();
+    for (a, b) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+    ] {
+        if f.contains(a) {
+            m |= b;
+        }
+    }
+    m
+}
+
+fn mnt(src: Option<&Path>, dst: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> nix::Result<()> {
+    mount(src, dst, fstype, flags, data)
+}
+
+/// Paths under /proc that may be bind-mounted over (lxcfs and friends); anything else on /proc
+/// is refused (CVE-2019-16884, CVE-2019-19921).
+const PROC_OK: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+/// Everything before pivot_root: propagation, the rootfs bind, config mounts, /dev.
+/// `userns`: the init is in a new user namespace (device nodes are then bind-mounted).
+pub fn prepare(plan: &Plan, userns: bool) -> Result<()> {
+    let linux = plan.linux();
+    let prop = linux
+        .rootfs_propagation()
+        .as_deref()
+        .and_then(propagation_flag)
+        .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    // Stop our mounts reaching the host (and, for rslave, keep host mounts arriving).
+    mnt(None, Path::new("/"), None, prop, None).ctx(|| "make / a private mount tree")?;
+    let rootfs = &plan.rootfs;
+    if prop.contains(MsFlags::MS_SHARED) {
+        // pivot_root refuses a shared parent mount.
+        if let Some(parent) = mount_point_of(rootfs.parent().unwrap_or(Path::new("/"))) {
+            mnt(None, &parent, None, MsFlags::MS_PRIVATE, None)
+                .ctx(|| format!("make {} private", parent.display()))?;
+        }
+    }
+    mnt(Some(rootfs), rootfs, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
+        .ctx(|| format!("bind rootfs {}", rootfs.display()))?;
+
+    let mounts = plan.spec.mounts().clone().unwrap_or_default();
+    for m in &mounts {
+        mount_one(plan, m)?;
+    }
+    let dev_bound = mounts.iter().any(|m| {
+        m.destination() == Path::new("/dev") && MountOpts::parse(m.options().as_deref().unwrap_or(&[])).bind
+    });
+    if !dev_bound {
+        create_devices(plan, userns)?;
+        dev_symlinks(rootfs, &mounts)?;
+    }
+    Ok(())
+}
+
+fn mount_one(plan: &Plan, m: &Mount) -> Result<()> {
+    let rootfs = &plan.rootfs;
+    let o = MountOpts::parse(m.options().as_deref().unwrap_or(&[]));
+    let typ = m.typ().as_deref().unwrap_or(if o.bind { "bind" } else { "none" });
+    let dst_in = m.destination();
+    let shown = || {
+        format!(
+            "mount {} on {}",
+            m.source().as_deref().map(|s| s.display().to_string()).unwrap_or_else(|| typ.to_string()),
+            dst_in.display()
+        )
+    };
+    if dst_in.starts_with("/proc") && typ != "proc" && !PROC_OK.iter().any(|p| Path::new(p) == dst_in) {
+        return Err(Error::invalid(format!(
+            "{}: mounting over /proc is refused (only proc, or binds onto {})",
+            shown(),
+            PROC_OK.join(", ")
+        )));
+    }
+    let dst = secure_join(rootfs, dst_in);
+    if typ == "cgroup" || typ == "cgroup2" {
+        return mount_cgroup(&dst, &o).ctx(shown);
+    }
+    let src: Option<PathBuf> = m.source().as_ref().map(|s| {
+        if o.bind && !s.is_absolute() {
+            plan.bundle.join(s)
+        } else {
+            s.clone()
+        }
+    });
+    // Make the mount point: a file for a bind of a file, else a directory.
+    let src_is_file = o.bind
+        && src
+            .as_ref()
+            .and_then(|s| fs::metadata(s).ok())
+            .is_some_and(|md| !md.is_dir());
+    if o.bind {
+        if let Some(s) = &src {
+            fs::metadata(s).ctx(shown)?;
+        }
+    }
+    if src_is_file {
+        if let Some(p) = dst.parent() {
+            fs::create_dir_all(p).ctx(shown)?;
+        }
+        if !dst.exists() {
+            fs::File::create(&dst).ctx(shown)?;
+        }
+    } else {
+        fs::create_dir_all(&dst).ctx(shown)?;
+    }
+    let data = o.data.join(",");
+    let data = (!data.is_empty()).then_some(data);
+    if o.bind {
+        mnt(src.as_deref(), &dst, None, MsFlags::MS_BIND | (o.flags & MsFlags::MS_REC), None).ctx(shown)?;
+        let extra = o.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+        if !extra.is_empty() || !o.clear.is_empty() {
+            let keep = locked_flags(&dst) & !o.clear & !MsFlags::MS_RDONLY;
+            mnt(None, &dst, None, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | extra | keep, None).ctx(shown)?;
+        }
+    } else {
+        let src = src.unwrap_or_else(|| PathBuf::from(typ));
+        mnt(Some(&src), &dst, Some(typ), o.flags, data.as_deref()).ctx(shown)?;
+    }
+    for p in &o.propagation {
+        mnt(None, &dst, None, *p, None).ctx(shown)?;
+    }
+    Ok(())
+}
+
+/// The mount point that holds `p` (longest mountinfo prefix).
+fn mount_point_of(p: &Path) -> Option<PathBuf> {
+    let mi = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    mi.lines()
+        .filter_map(|l| l.split(' ').nth(4).map(PathBuf::from))
+        .filter(|mp| p.starts_with(mp))
+        .max_by_key(|mp| mp.as_os_str().len())
+}
+
+/// One cgroup hierarchy of the host, from mountinfo.
+struct Hierarchy {
+    mountpoint: PathBuf,
+    fstype: String,
+    /// controllers (`cpu,cpuacct`) or `none,name=systemd`; empty for cgroup2
+    opts: String,
+}
+
+fn host_hierarchies() -> Vec<Hierarchy> {
+    let Ok(mi) = fs::read_to_string("/proc/self/mountinfo") else {
+        return vec![];
+    };
+    let mut out = Vec::new();
+    for l in mi.lines() {
+        let Some((pre, post)) = l.split_once(" - ") else {
+            continue;
+        };
+        let pre: Vec<&str> = pre.split(' ').collect();
+        let post: Vec<&str> = post.split(' ').collect();
+        if pre.len() < 5 || post.len() < 3 {
+            continue;
+        }
+        let fstype = post[0];
+        if fstype != "cgroup" && fstype != "cgroup2" {
+            continue;
+        }
+        let opts = if fstype == "cgroup" {
+            post[2]
+                .split(',')
+                .filter(|o| !matches!(*o, "rw" | "ro" | "nosuid" | "nodev" | "noexec" | "relatime" | "clone_children"))
+                .filter(|o| !o.starts_with("release_agent"))
+                .collect::<Vec<_>>()
+                .join(",")
+        } else {
+            String::new()
+        };
+        out.push(Hierarchy {
+            mountpoint: PathBuf::from(pre[4]),
+            fstype: fstype.to_string(),
+            opts,
+        });
+    }
+    out
+}
+
+/// The init's own cgroup path in a v1 hierarchy (by its mount options) or in v2.
+fn own_cgroup(h: &Hierarchy) -> PathBuf {
+    let cg = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    for line in cg.lines() {
+        let mut it = line.splitn(3, ':');
+        let (Some(_), Some(ctrls), Some(path)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
+        let matches = if h.fstype == "cgroup2" {
+            ctrls.is_empty()
+        } else {
+            let want: Vec<&str> = h.opts.split(',').filter(|o| *o != "none").collect();
+            let have: Vec<&str> = ctrls.split(',').collect();
+            !want.is_empty() && want.iter().all(|w| have.contains(w))
+        };
+        if matches {
+            return PathBuf::from(path.trim_start_matches('/'));
+        }
+    }
+    PathBuf::new()
+}
+
+/// `type: cgroup` on a v1/hybrid host: a tmpfs with each hierarchy below it; on a v2 host the
+/// cgroup2 fs itself. In a cgroup namespace each is a fresh mount (its root is the namespace's);
+/// otherwise the host hierarchy is bound at the init's own cgroup, so nothing above it shows.
+fn mount_cgroup(dst: &Path, o: &MountOpts) -> nix::Result<()> {
+    let hs = host_hierarchies();
+    let in_cgns = fs::read_link("/proc/self/ns/cgroup").ok() != fs::read_link("/proc/1/ns/cgroup").ok();
+    let flags = o.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    fs::create_dir_all(dst).map_err(|_| Errno::EIO)?;
+    let v2_only = hs.iter().any(|h| h.fstype == "cgroup2" && h.mountpoint == Path::new("/sys/fs/cgroup"));
+    let place = |h: &Hierarchy, at: &Path, f: MsFlags| -> nix::Result<()> {
+        if in_cgns {
+            let data = (h.fstype == "cgroup").then_some(h.opts.as_str());
+            mnt(Some(Path::new(&h.fstype)), at, Some(&h.fstype), f, data)
+        } else {
+            let src = h.mountpoint.join(own_cgroup(h));
+            mnt(Some(&src), at, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+            mnt(None, at, None, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | f, None)
+        }
+    };
+    if v2_only {
+        let h = hs.iter().find(|h| h.mountpoint == Path::new("/sys/fs/cgroup")).expect("found");
+        return place(h, dst, flags);
+    }
+    let tmpfs_flags = (flags & !MsFlags::MS_RDONLY) | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mnt(Some(Path::new("tmpfs")), dst, Some("tmpfs"), tmpfs_flags, Some("mode=755"))?;
+    for h in hs.iter().filter(|h| h.mountpoint.starts_with("/sys/fs/cgroup") && h.mountpoint != Path::new("/sys/fs/cgroup")) {
+        let Some(name) = h.mountpoint.file_name() else { continue };
+        let at = dst.join(name);
+        fs::create_dir_all(&at).map_err(|_| Errno::EIO)?;
+        place(h, &at, flags)?;
+        // cpu,cpuacct is reachable as cpu and cpuacct too
+        let name = name.to_string_lossy();
+        if name.contains(',') {
+            for part in name.split(',') {
+                let _ = symlink(&*name, dst.join(part));
+            }
+        }
+    }
+    if flags.contains(MsFlags::MS_RDONLY) {
+        mnt(None, dst, None, MsFlags::MS_REMOUNT | tmpfs_flags | MsFlags::MS_RDONLY, Some("mode=755"))?;
+    }
+    Ok(())
+}
+
+struct Dev {
+    path: PathBuf,
+    kind: SFlag,
+    major: u64,
+    minor: u64,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+}
+
+fn default_devices() -> Vec<Dev> {
+    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
+        .into_iter()
+        .map(|(n, ma, mi)| Dev {
+            path: PathBuf::from("/dev").join(n),
+            kind: SFlag::S_IFCHR,
+            major: ma,
+            minor: mi,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+        })
+        .collect()
+}
+
+fn create_devices(plan: &Plan, userns: bool) -> Result<()> {
+    let mut devs = default_devices();
+    for d in plan.linux().devices().iter().flatten() {
+        let kind = match d.typ() {
+            LinuxDeviceType::B => SFlag::S_IFBLK,
+            LinuxDeviceType::P => SFlag::S_IFIFO,
+            _ => SFlag::S_IFCHR,
+        };
+        devs.retain(|x| x.path != *d.path());
+        devs.push(Dev {
+            path: d.path().clone(),
+            kind,
+            major: d.major() as u64,
+            minor: d.minor() as u64,
+            mode: d.file_mode().unwrap_or(0o666) & 0o7777,
+            uid: d.uid().unwrap_or(0),
+            gid: d.gid().unwrap_or(0),
+        });
+    }
+    for d in devs {
+        let dst = secure_join(&plan.rootfs, &d.path);
+        let what = || format!("create device {}", d.path.display());
+        if let Some(p) = dst.parent() {
+            fs::create_dir_all(p).ctx(what)?;
+        }
+        if let Ok(md) = fs::symlink_metadata(&dst) {
+            if md.is_dir() {
+                return Err(Error::invalid(format!("{}: a directory is in the way", what())));
+            }
+            let _ = fs::remove_file(&dst);
+        }
+        if userns && d.kind != SFlag::S_IFIFO {
+            // No mknod in a user namespace: bind the host's node instead.
+            fs::File::create(&dst).ctx(what)?;
+            mnt(Some(&d.path), &dst, None, MsFlags::MS_BIND, None).ctx(what)?;
+            continue;
+        }
+        mknod(&dst, d.kind, Mode::from_bits_truncate(d.mode), makedev(d.major, d.minor)).ctx(what)?;
+        // mknod honours the umask; the config's mode wins.
+        fs::set_permissions(&dst, fs::Permissions::from_mode(d.mode)).ctx(what)?;
+        chown(&dst, Some(Uid::from_raw(d.uid)), Some(Gid::from_raw(d.gid))).ctx(what)?;
+    }
+    Ok(())
+}
+
+fn dev_symlinks(rootfs: &Path, mounts: &[Mount]) -> Result<()> {
+    let dev = secure_join(rootfs, Path::new("/dev"));
+    let mut links = vec![
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+    ];
+    if Path::new("/proc/kcore").exists() {
+        links.push(("/proc/kcore", "core"));
+    }
+    if mounts.iter().any(|m| m.destination() == Path::new("/dev/pts")) {
+        let _ = fs::remove_file(dev.join("ptmx"));
+        links.push(("pts/ptmx", "ptmx"));
+    }
+    for (target, name) in links {
+        match symlink(target, dev.join(name)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io("symlink", dev.join(name), e)),
+        }
+    }
+    Ok(())
+}
+
+/// Switch to the rootfs: pivot_root, then drop the old root (made rslave first so the detach
+/// does not travel back to the host). With `no_pivot`, MS_MOVE + chroot instead.
+pub fn enter(plan: &Plan, no_pivot: bool) -> Result<()> {
+    let rootfs = &plan.rootfs;
+    if no_pivot {
+        nix::unistd::chdir(rootfs).ctx(|| format!("chdir {}", rootfs.display()))?;
+        mnt(Some(rootfs), Path::new("/"), None, MsFlags::MS_MOVE, None).ctx(|| "move rootfs to /")?;
+        nix::unistd::chroot(".").ctx(|| "chroot")?;
+        nix::unistd::chdir("/").ctx(|| "chdir /")?;
+        return Ok(());
+    }
+    let old: OwnedFd = fs::File::open("/").ctx(|| "open /")?.into();
+    let new: OwnedFd = fs::File::open(rootfs).ctx(|| format!("open {}", rootfs.display()))?.into();
+    fchdir(&new).ctx(|| "fchdir rootfs")?;
+    pivot_root(".", ".").ctx(|| format!("pivot_root {}", rootfs.display()))?;
+    fchdir(&old).ctx(|| "fchdir old root")?;
+    mnt(None, Path::new("."), None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None).ctx(|| "make old root rslave")?;
+    umount2(".", MntFlags::MNT_DETACH).ctx(|| "detach old root")?;
+    nix::unistd::chdir("/").ctx(|| "chdir /")?;
+    Ok(())
+}
+
+/// After pivot_root: sysctls, read-only and masked paths, root propagation, read-only root.
+pub fn finish(plan: &Plan) -> Result<()> {
+    let linux = plan.linux();
+    for (k, v) in linux.sysctl().iter().flatten() {
+        let p = PathBuf::from("/proc/sys").join(k.replace('.', "/"));
+        fs::write(&p, v).ctx(|| format!("write sysctl {k}"))?;
+    }
+    for p in linux.readonly_paths().iter().flatten() {
+        let p = Path::new(p);
+        match mnt(Some(p), p, None, MsFlags::MS_BIND | MsFlags::MS_REC, None) {
+            Err(Errno::ENOENT) => continue,
+            r => r.ctx(|| format!("bind readonly path {}", p.display()))?,
+        }
+        let keep = locked_flags(p);
+        mnt(None, p, None, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY | keep, None)
+            .ctx(|| format!("remount {} read-only", p.display()))?;
+    }
+    for p in linux.masked_paths().iter().flatten() {
+        let p = Path::new(p);
+        let r = match fs::metadata(p) {
+            Err(_) => continue,
+            Ok(md) if md.is_dir() => mnt(Some(Path::new("tmpfs")), p, Some("tmpfs"), MsFlags::MS_RDONLY, None),
+            Ok(_) => mnt(Some(Path::new("/dev/null")), p, None, MsFlags::MS_BIND, None),
+        };
+        match r {
+            Err(Errno::ENOENT) => {}
+            r => r.ctx(|| format!("mask {}", p.display()))?,
+        }
+    }
+    if let Some(f) = linux.rootfs_propagation().as_deref().and_then(propagation_flag) {
+        mnt(None, Path::new("/"), None, f, None).ctx(|| "set rootfs propagation")?;
+    }
+    if plan.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+        let keep = locked_flags(Path::new("/"));
+        mnt(None, Path::new("/"), None, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | keep, None)
+            .ctx(|| "remount / read-only")?;
+    }
+    Ok(())
+}
+
+/// Is `p` a character device node (used by tests of /dev and by masked paths)?
+pub fn is_char_device(p: &Path) -> bool {
+    fs::metadata(p).is_ok_and(|m| m.file_type().is_char_device())
+}
+
+/// C string of a path, for the few raw calls that need one.
+pub fn cpath(p: &Path) -> CString {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(p.as_os_str().as_bytes()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(v: &[&str]) -> MountOpts {
+        MountOpts::parse(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn options_split_into_flags_propagation_and_data() {
+        let o = opts(&["nosuid", "strictatime", "mode=755", "size=65536k"]);
+        assert_eq!(o.flags, MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME);
+        assert_eq!(o.data, ["mode=755", "size=65536k"]);
+        assert!(!o.bind);
+        let o = opts(&["rbind", "ro", "rprivate"]);
+        assert!(o.bind);
+        assert_eq!(o.flags, MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY);
+        assert_eq!(o.propagation, [MsFlags::MS_PRIVATE | MsFlags::MS_REC]);
+        let o = opts(&["ro", "rw", "exec"]);
+        assert!(!o.flags.contains(MsFlags::MS_RDONLY));
+        assert!(o.clear.contains(MsFlags::MS_NOEXEC));
+    }
+
+    #[test]
+    fn secure_join_stays_inside_root() {
+        let root = std::env::temp_dir().join(format!("hookrun-sj-{}", std::process::id()));
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        symlink("/etc", root.join("abs")).unwrap();
+        symlink("../../../..", root.join("a/up")).unwrap();
+        symlink("b", root.join("a/rel")).unwrap();
+        assert_eq!(secure_join(&root, Path::new("/abs/passwd")), root.join("etc/passwd"));
+        assert_eq!(secure_join(&root, Path::new("/a/up/x")), root.join("x"));
+        assert_eq!(secure_join(&root, Path::new("/a/rel/c")), root.join("a/b/c"));
+        assert_eq!(secure_join(&root, Path::new("/../../x")), root.join("x"));
+        fs::remove_dir_all(&root).unwrap();
+    }
+}
