@@ -58,7 +58,10 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::State { id } => {
             let dir = root.open(&id)?;
             let st = dir.load()?;
-            println!("{}", serde_json::to_string_pretty(&state_json(&dir, &st)).expect("json"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&state_json(&dir, &st)).expect("json")
+            );
             Ok(0)
         }
         Command::List { format, quiet } => list(&root, format, quiet).map(|_| 0),
@@ -70,7 +73,10 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Delete { force, id } => delete(&root, &id, force).map(|_| 0),
         Command::Spec { bundle } => write_spec(&bundle, rootless_spec).map(|_| 0),
         Command::Features => {
-            println!("{}", serde_json::to_string_pretty(&features()).expect("json"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&features()).expect("json")
+            );
             Ok(0)
         }
     }
@@ -151,7 +157,10 @@ pub fn create(root: &Root, id: &str, opts: &CreateOpts) -> Result<Created> {
     undo.dir = None;
     undo.child = None;
     drop(undo);
-    crate::log::debug(format!("created container {id} with init pid {}", child.pid));
+    crate::log::debug(format!(
+        "created container {id} with init pid {}",
+        child.pid
+    ));
     Ok(Created {
         dir,
         state: st,
@@ -256,7 +265,9 @@ pub fn release(dir: &ContainerDir, st: &State) -> Result<()> {
                 r.ctx(|| "wait for container init")?;
             }
         }
-        let fifo_ready = fds[0].revents().is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP));
+        let fifo_ready = fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP));
         if fifo_ready {
             let mut b = [0u8; 1];
             match nix::unistd::read(&fifo, &mut b) {
@@ -402,7 +413,12 @@ pub fn container_pids(st: &State) -> Vec<i32> {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
-        if pid != st.pid && std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok().as_ref() == Some(&ns) {
+        if pid != st.pid
+            && std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+                .ok()
+                .as_ref()
+                == Some(&ns)
+        {
             out.push(pid);
         }
     }
@@ -551,8 +567,14 @@ mod tests {
     fn table_columns_align() {
         let t = format_table(
             &["ID".into(), "STATUS".into()],
-            &[vec!["a".into(), "running".into()], vec!["long-id".into(), "created".into()]],
+            &[
+                vec!["a".into(), "running".into()],
+                vec!["long-id".into(), "created".into()],
+            ],
         );
-        assert_eq!(t, "ID        STATUS\na         running\nlong-id   created\n");
+        assert_eq!(
+            t,
+            "ID        STATUS\na         running\nlong-id   created\n"
+        );
     }
 }

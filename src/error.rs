@@ -116,8 +116,15 @@ mod tests {
     fn messages_are_lowercase_op_then_cause() {
         let e = Error::sys("mount proc on /proc", Errno::EACCES);
         assert_eq!(e.to_string(), "mount proc on /proc: permission denied");
-        let e = Error::io("read", "/x/config.json", std::io::Error::from_raw_os_error(2));
-        assert_eq!(e.to_string(), "read /x/config.json: no such file or directory");
+        let e = Error::io(
+            "read",
+            "/x/config.json",
+            std::io::Error::from_raw_os_error(2),
+        );
+        assert_eq!(
+            e.to_string(),
+            "read /x/config.json: no such file or directory"
+        );
         assert_eq!(
             Error::NotFound("web".into()).to_string(),
             "container \"web\" does not exist"

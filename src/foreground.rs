@@ -24,7 +24,17 @@ fn handled() -> SigSet {
     for sig in Signal::iterator() {
         if !matches!(
             sig,
-            Signal::SIGKILL | Signal::SIGSTOP | Signal::SIGSEGV | Signal::SIGBUS | Signal::SIGILL | Signal::SIGFPE | Signal::SIGTRAP | Signal::SIGABRT | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU
+            Signal::SIGKILL
+                | Signal::SIGSTOP
+                | Signal::SIGSEGV
+                | Signal::SIGBUS
+                | Signal::SIGILL
+                | Signal::SIGFPE
+                | Signal::SIGTRAP
+                | Signal::SIGABRT
+                | Signal::SIGTSTP
+                | Signal::SIGTTIN
+                | Signal::SIGTTOU
         ) {
             s.add(sig);
         }
@@ -82,7 +92,9 @@ pub fn run(root: &Root, id: &str, opts: &CreateOpts, detach: bool, keep: bool) -
         let timeout = match kill_at {
             None => PollTimeout::NONE,
             Some(t) => PollTimeout::try_from(
-                t.saturating_duration_since(Instant::now()).as_millis().min(i32::MAX as u128) as i32,
+                t.saturating_duration_since(Instant::now())
+                    .as_millis()
+                    .min(i32::MAX as u128) as i32,
             )
             .unwrap_or(PollTimeout::ZERO),
         };
@@ -98,7 +110,9 @@ pub fn run(root: &Root, id: &str, opts: &CreateOpts, detach: bool, keep: bool) -
             }
             Ok(_) => {}
         }
-        let Ok(Some(info)) = sfd.read_signal() else { continue };
+        let Ok(Some(info)) = sfd.read_signal() else {
+            continue;
+        };
         let sig = info.ssi_signo as i32;
         if sig == libc::SIGCHLD {
             let mut done = None;

@@ -14,7 +14,4 @@ pub mod state;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const OCI_VERSION: &str = "1.2.0";
-pub const VERSION_TEXT: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    "\nspec: 1.2.0"
-);
+pub const VERSION_TEXT: &str = concat!(env!("CARGO_PKG_VERSION"), "\nspec: 1.2.0");

@@ -37,12 +37,19 @@ fn emit(level: &str, msg: &str) {
     let Some(l) = LOGGER.get() else { return };
     let Some(path) = &l.file else {
         if l.debug {
-            eprintln!("{}", format_line(false, level, msg, &crate::state::now_rfc3339()));
+            eprintln!(
+                "{}",
+                format_line(false, level, msg, &crate::state::now_rfc3339())
+            );
         }
         return;
     };
     let line = format_line(l.json, level, msg, &crate::state::now_rfc3339());
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
         let _ = writeln!(f, "{line}");
     }
 }
@@ -68,7 +75,12 @@ mod tests {
 
     #[test]
     fn json_lines_have_level_msg_time() {
-        let l = format_line(true, "error", "container \"x\" does not exist", "2026-11-25T00:00:00Z");
+        let l = format_line(
+            true,
+            "error",
+            "container \"x\" does not exist",
+            "2026-11-25T00:00:00Z",
+        );
         let v: serde_json::Value = serde_json::from_str(&l).unwrap();
         assert_eq!(v["level"], "error");
         assert_eq!(v["msg"], "container \"x\" does not exist");

@@ -6,7 +6,11 @@ use hookrun::cli::Cli;
 
 fn main() {
     let cli = Cli::parse();
-    hookrun::log::init(cli.global.log.clone(), cli.global.log_format, cli.global.debug);
+    hookrun::log::init(
+        cli.global.log.clone(),
+        cli.global.log_format,
+        cli.global.debug,
+    );
     match hookrun::container::dispatch(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {

@@ -173,7 +173,13 @@ fn locked_flags(path: &Path) -> MsFlags {
     m
 }
 
-fn mnt(src: Option<&Path>, dst: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> nix::Result<()> {
+fn mnt(
+    src: Option<&Path>,
+    dst: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> nix::Result<()> {
     mount(src, dst, fstype, flags, data)
 }
 
@@ -210,15 +216,22 @@ pub fn prepare(plan: &Plan, userns: bool) -> Result<()> {
                 .ctx(|| format!("make {} private", parent.display()))?;
         }
     }
-    mnt(Some(rootfs), rootfs, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
-        .ctx(|| format!("bind rootfs {}", rootfs.display()))?;
+    mnt(
+        Some(rootfs),
+        rootfs,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )
+    .ctx(|| format!("bind rootfs {}", rootfs.display()))?;
 
     let mounts = plan.spec.mounts().clone().unwrap_or_default();
     for m in &mounts {
         mount_one(plan, m)?;
     }
     let dev_bound = mounts.iter().any(|m| {
-        m.destination() == Path::new("/dev") && MountOpts::parse(m.options().as_deref().unwrap_or(&[])).bind
+        m.destination() == Path::new("/dev")
+            && MountOpts::parse(m.options().as_deref().unwrap_or(&[])).bind
     });
     if !dev_bound {
         create_devices(plan, userns)?;
@@ -230,16 +243,25 @@ pub fn prepare(plan: &Plan, userns: bool) -> Result<()> {
 fn mount_one(plan: &Plan, m: &Mount) -> Result<()> {
     let rootfs = &plan.rootfs;
     let o = MountOpts::parse(m.options().as_deref().unwrap_or(&[]));
-    let typ = m.typ().as_deref().unwrap_or(if o.bind { "bind" } else { "none" });
+    let typ = m
+        .typ()
+        .as_deref()
+        .unwrap_or(if o.bind { "bind" } else { "none" });
     let dst_in = m.destination();
     let shown = || {
         format!(
             "mount {} on {}",
-            m.source().as_deref().map(|s| s.display().to_string()).unwrap_or_else(|| typ.to_string()),
+            m.source()
+                .as_deref()
+                .map(|s| s.display().to_string())
+                .unwrap_or_else(|| typ.to_string()),
             dst_in.display()
         )
     };
-    if dst_in.starts_with("/proc") && typ != "proc" && !PROC_OK.iter().any(|p| Path::new(p) == dst_in) {
+    if dst_in.starts_with("/proc")
+        && typ != "proc"
+        && !PROC_OK.iter().any(|p| Path::new(p) == dst_in)
+    {
         return Err(Error::invalid(format!(
             "{}: mounting over /proc is refused (only proc, or binds onto {})",
             shown(),
@@ -281,11 +303,25 @@ fn mount_one(plan: &Plan, m: &Mount) -> Result<()> {
     let data = o.data.join(",");
     let data = (!data.is_empty()).then_some(data);
     if o.bind {
-        mnt(src.as_deref(), &dst, None, MsFlags::MS_BIND | (o.flags & MsFlags::MS_REC), None).ctx(shown)?;
+        mnt(
+            src.as_deref(),
+            &dst,
+            None,
+            MsFlags::MS_BIND | (o.flags & MsFlags::MS_REC),
+            None,
+        )
+        .ctx(shown)?;
         let extra = o.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         if !extra.is_empty() || !o.clear.is_empty() {
             let keep = locked_flags(&dst) & !o.clear & !MsFlags::MS_RDONLY;
-            mnt(None, &dst, None, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | extra | keep, None).ctx(shown)?;
+            mnt(
+                None,
+                &dst,
+                None,
+                MsFlags::MS_REMOUNT | MsFlags::MS_BIND | extra | keep,
+                None,
+            )
+            .ctx(shown)?;
         }
     } else {
         let src = src.unwrap_or_else(|| PathBuf::from(typ));
@@ -335,7 +371,12 @@ fn host_hierarchies() -> Vec<Hierarchy> {
         let opts = if fstype == "cgroup" {
             post[2]
                 .split(',')
-                .filter(|o| !matches!(*o, "rw" | "ro" | "nosuid" | "nodev" | "noexec" | "relatime" | "clone_children"))
+                .filter(|o| {
+                    !matches!(
+                        *o,
+                        "rw" | "ro" | "nosuid" | "nodev" | "noexec" | "relatime" | "clone_children"
+                    )
+                })
                 .filter(|o| !o.starts_with("release_agent"))
                 .collect::<Vec<_>>()
                 .join(",")
@@ -378,28 +419,57 @@ fn own_cgroup(h: &Hierarchy) -> PathBuf {
 /// otherwise the host hierarchy is bound at the init's own cgroup, so nothing above it shows.
 fn mount_cgroup(dst: &Path, o: &MountOpts) -> nix::Result<()> {
     let hs = host_hierarchies();
-    let in_cgns = fs::read_link("/proc/self/ns/cgroup").ok() != fs::read_link("/proc/1/ns/cgroup").ok();
+    let in_cgns =
+        fs::read_link("/proc/self/ns/cgroup").ok() != fs::read_link("/proc/1/ns/cgroup").ok();
     let flags = o.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     fs::create_dir_all(dst).map_err(|_| Errno::EIO)?;
-    let v2_only = hs.iter().any(|h| h.fstype == "cgroup2" && h.mountpoint == Path::new("/sys/fs/cgroup"));
+    let v2_only = hs
+        .iter()
+        .any(|h| h.fstype == "cgroup2" && h.mountpoint == Path::new("/sys/fs/cgroup"));
     let place = |h: &Hierarchy, at: &Path, f: MsFlags| -> nix::Result<()> {
         if in_cgns {
             let data = (h.fstype == "cgroup").then_some(h.opts.as_str());
             mnt(Some(Path::new(&h.fstype)), at, Some(&h.fstype), f, data)
         } else {
             let src = h.mountpoint.join(own_cgroup(h));
-            mnt(Some(&src), at, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
-            mnt(None, at, None, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | f, None)
+            mnt(
+                Some(&src),
+                at,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )?;
+            mnt(
+                None,
+                at,
+                None,
+                MsFlags::MS_REMOUNT | MsFlags::MS_BIND | f,
+                None,
+            )
         }
     };
     if v2_only {
-        let h = hs.iter().find(|h| h.mountpoint == Path::new("/sys/fs/cgroup")).expect("found");
+        let h = hs
+            .iter()
+            .find(|h| h.mountpoint == Path::new("/sys/fs/cgroup"))
+            .expect("found");
         return place(h, dst, flags);
     }
-    let tmpfs_flags = (flags & !MsFlags::MS_RDONLY) | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mnt(Some(Path::new("tmpfs")), dst, Some("tmpfs"), tmpfs_flags, Some("mode=755"))?;
-    for h in hs.iter().filter(|h| h.mountpoint.starts_with("/sys/fs/cgroup") && h.mountpoint != Path::new("/sys/fs/cgroup")) {
-        let Some(name) = h.mountpoint.file_name() else { continue };
+    let tmpfs_flags =
+        (flags & !MsFlags::MS_RDONLY) | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mnt(
+        Some(Path::new("tmpfs")),
+        dst,
+        Some("tmpfs"),
+        tmpfs_flags,
+        Some("mode=755"),
+    )?;
+    for h in hs.iter().filter(|h| {
+        h.mountpoint.starts_with("/sys/fs/cgroup") && h.mountpoint != Path::new("/sys/fs/cgroup")
+    }) {
+        let Some(name) = h.mountpoint.file_name() else {
+            continue;
+        };
         let at = dst.join(name);
         fs::create_dir_all(&at).map_err(|_| Errno::EIO)?;
         place(h, &at, flags)?;
@@ -412,7 +482,13 @@ fn mount_cgroup(dst: &Path, o: &MountOpts) -> nix::Result<()> {
         }
     }
     if flags.contains(MsFlags::MS_RDONLY) {
-        mnt(None, dst, None, MsFlags::MS_REMOUNT | tmpfs_flags | MsFlags::MS_RDONLY, Some("mode=755"))?;
+        mnt(
+            None,
+            dst,
+            None,
+            MsFlags::MS_REMOUNT | tmpfs_flags | MsFlags::MS_RDONLY,
+            Some("mode=755"),
+        )?;
     }
     Ok(())
 }
@@ -428,18 +504,25 @@ struct Dev {
 }
 
 fn default_devices() -> Vec<Dev> {
-    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
-        .into_iter()
-        .map(|(n, ma, mi)| Dev {
-            path: PathBuf::from("/dev").join(n),
-            kind: SFlag::S_IFCHR,
-            major: ma,
-            minor: mi,
-            mode: 0o666,
-            uid: 0,
-            gid: 0,
-        })
-        .collect()
+    [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ]
+    .into_iter()
+    .map(|(n, ma, mi)| Dev {
+        path: PathBuf::from("/dev").join(n),
+        kind: SFlag::S_IFCHR,
+        major: ma,
+        minor: mi,
+        mode: 0o666,
+        uid: 0,
+        gid: 0,
+    })
+    .collect()
 }
 
 fn create_devices(plan: &Plan, userns: bool) -> Result<()> {
@@ -469,7 +552,10 @@ fn create_devices(plan: &Plan, userns: bool) -> Result<()> {
         }
         if let Ok(md) = fs::symlink_metadata(&dst) {
             if md.is_dir() {
-                return Err(Error::invalid(format!("{}: a directory is in the way", what())));
+                return Err(Error::invalid(format!(
+                    "{}: a directory is in the way",
+                    what()
+                )));
             }
             let _ = fs::remove_file(&dst);
         }
@@ -479,7 +565,13 @@ fn create_devices(plan: &Plan, userns: bool) -> Result<()> {
             mnt(Some(&d.path), &dst, None, MsFlags::MS_BIND, None).ctx(what)?;
             continue;
         }
-        mknod(&dst, d.kind, Mode::from_bits_truncate(d.mode), makedev(d.major, d.minor)).ctx(what)?;
+        mknod(
+            &dst,
+            d.kind,
+            Mode::from_bits_truncate(d.mode),
+            makedev(d.major, d.minor),
+        )
+        .ctx(what)?;
         // mknod honours the umask; the config's mode wins.
         fs::set_permissions(&dst, fs::Permissions::from_mode(d.mode)).ctx(what)?;
         chown(&dst, Some(Uid::from_raw(d.uid)), Some(Gid::from_raw(d.gid))).ctx(what)?;
@@ -498,7 +590,10 @@ fn dev_symlinks(rootfs: &Path, mounts: &[Mount]) -> Result<()> {
     if Path::new("/proc/kcore").exists() {
         links.push(("/proc/kcore", "core"));
     }
-    if mounts.iter().any(|m| m.destination() == Path::new("/dev/pts")) {
+    if mounts
+        .iter()
+        .any(|m| m.destination() == Path::new("/dev/pts"))
+    {
         let _ = fs::remove_file(dev.join("ptmx"));
         links.push(("pts/ptmx", "ptmx"));
     }
@@ -518,17 +613,27 @@ pub fn enter(plan: &Plan, no_pivot: bool) -> Result<()> {
     let rootfs = &plan.rootfs;
     if no_pivot {
         nix::unistd::chdir(rootfs).ctx(|| format!("chdir {}", rootfs.display()))?;
-        mnt(Some(rootfs), Path::new("/"), None, MsFlags::MS_MOVE, None).ctx(|| "move rootfs to /")?;
+        mnt(Some(rootfs), Path::new("/"), None, MsFlags::MS_MOVE, None)
+            .ctx(|| "move rootfs to /")?;
         nix::unistd::chroot(".").ctx(|| "chroot")?;
         nix::unistd::chdir("/").ctx(|| "chdir /")?;
         return Ok(());
     }
     let old: OwnedFd = fs::File::open("/").ctx(|| "open /")?.into();
-    let new: OwnedFd = fs::File::open(rootfs).ctx(|| format!("open {}", rootfs.display()))?.into();
+    let new: OwnedFd = fs::File::open(rootfs)
+        .ctx(|| format!("open {}", rootfs.display()))?
+        .into();
     fchdir(&new).ctx(|| "fchdir rootfs")?;
     pivot_root(".", ".").ctx(|| format!("pivot_root {}", rootfs.display()))?;
     fchdir(&old).ctx(|| "fchdir old root")?;
-    mnt(None, Path::new("."), None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None).ctx(|| "make old root rslave")?;
+    mnt(
+        None,
+        Path::new("."),
+        None,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None,
+    )
+    .ctx(|| "make old root rslave")?;
     umount2(".", MntFlags::MNT_DETACH).ctx(|| "detach old root")?;
     nix::unistd::chdir("/").ctx(|| "chdir /")?;
     Ok(())
@@ -548,28 +653,62 @@ pub fn finish(plan: &Plan) -> Result<()> {
             r => r.ctx(|| format!("bind readonly path {}", p.display()))?,
         }
         let keep = locked_flags(p);
-        mnt(None, p, None, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY | keep, None)
-            .ctx(|| format!("remount {} read-only", p.display()))?;
+        mnt(
+            None,
+            p,
+            None,
+            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY | keep,
+            None,
+        )
+        .ctx(|| format!("remount {} read-only", p.display()))?;
     }
     for p in linux.masked_paths().iter().flatten() {
         let p = Path::new(p);
         let r = match fs::metadata(p) {
             Err(_) => continue,
-            Ok(md) if md.is_dir() => mnt(Some(Path::new("tmpfs")), p, Some("tmpfs"), MsFlags::MS_RDONLY, None),
-            Ok(_) => mnt(Some(Path::new("/dev/null")), p, None, MsFlags::MS_BIND, None),
+            Ok(md) if md.is_dir() => mnt(
+                Some(Path::new("tmpfs")),
+                p,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                None,
+            ),
+            Ok(_) => mnt(
+                Some(Path::new("/dev/null")),
+                p,
+                None,
+                MsFlags::MS_BIND,
+                None,
+            ),
         };
         match r {
             Err(Errno::ENOENT) => {}
             r => r.ctx(|| format!("mask {}", p.display()))?,
         }
     }
-    if let Some(f) = linux.rootfs_propagation().as_deref().and_then(propagation_flag) {
+    if let Some(f) = linux
+        .rootfs_propagation()
+        .as_deref()
+        .and_then(propagation_flag)
+    {
         mnt(None, Path::new("/"), None, f, None).ctx(|| "set rootfs propagation")?;
     }
-    if plan.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+    if plan
+        .spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
         let keep = locked_flags(Path::new("/"));
-        mnt(None, Path::new("/"), None, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | keep, None)
-            .ctx(|| "remount / read-only")?;
+        mnt(
+            None,
+            Path::new("/"),
+            None,
+            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | keep,
+            None,
+        )
+        .ctx(|| "remount / read-only")?;
     }
     Ok(())
 }
@@ -601,7 +740,10 @@ mod tests {
         assert!(!o.bind);
         let o = opts(&["rbind", "ro", "rprivate"]);
         assert!(o.bind);
-        assert_eq!(o.flags, MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY);
+        assert_eq!(
+            o.flags,
+            MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY
+        );
         assert_eq!(o.propagation, [MsFlags::MS_PRIVATE | MsFlags::MS_REC]);
         let o = opts(&["ro", "rw", "exec"]);
         assert!(!o.flags.contains(MsFlags::MS_RDONLY));
@@ -615,9 +757,15 @@ mod tests {
         symlink("/etc", root.join("abs")).unwrap();
         symlink("../../../..", root.join("a/up")).unwrap();
         symlink("b", root.join("a/rel")).unwrap();
-        assert_eq!(secure_join(&root, Path::new("/abs/passwd")), root.join("etc/passwd"));
+        assert_eq!(
+            secure_join(&root, Path::new("/abs/passwd")),
+            root.join("etc/passwd")
+        );
         assert_eq!(secure_join(&root, Path::new("/a/up/x")), root.join("x"));
-        assert_eq!(secure_join(&root, Path::new("/a/rel/c")), root.join("a/b/c"));
+        assert_eq!(
+            secure_join(&root, Path::new("/a/rel/c")),
+            root.join("a/b/c")
+        );
         assert_eq!(secure_join(&root, Path::new("/../../x")), root.join("x"));
         fs::remove_dir_all(&root).unwrap();
     }

@@ -47,7 +47,10 @@ pub fn set_rlimits(p: &Process) -> Result<()> {
         // SAFETY: plain setrlimit on our own process with a valid struct.
         let rc = unsafe { libc::setrlimit(res, &lim) };
         if let Err(e) = Errno::result(rc) {
-            let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            let mut cur = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
             // SAFETY: getrlimit fills the struct we own.
             unsafe { libc::getrlimit(res, &mut cur) };
             let hint = if e == Errno::EPERM && r.hard() > cur.rlim_max {
@@ -79,7 +82,14 @@ fn cap_set(set: &Option<oci_spec::runtime::Capabilities>) -> Result<HashSet<Cap>
             .unwrap_or_default();
         match name.parse::<Cap>() {
             Ok(cap) => {
-                if caps::all().contains(&cap) && cap.index() <= caps::runtime::thread_all_supported().iter().map(|c| c.index()).max().unwrap_or(63) {
+                if caps::all().contains(&cap)
+                    && cap.index()
+                        <= caps::runtime::thread_all_supported()
+                            .iter()
+                            .map(|c| c.index())
+                            .max()
+                            .unwrap_or(63)
+                {
                     out.insert(cap);
                 }
             }
@@ -128,8 +138,9 @@ impl Creds {
         if let Some([bounding, ..]) = &self.caps {
             for c in &supported {
                 if !bounding.contains(c) {
-                    caps::drop(None, CapSet::Bounding, *c)
-                        .map_err(|e| Error::Child(format!("drop {c} from the bounding set: {e}")))?;
+                    caps::drop(None, CapSet::Bounding, *c).map_err(|e| {
+                        Error::Child(format!("drop {c} from the bounding set: {e}"))
+                    })?;
                 }
             }
         }
@@ -137,8 +148,11 @@ impl Creds {
         Errno::result(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) })
             .ctx(|| "prctl PR_SET_KEEPCAPS")?;
         if self.set_groups {
-            let gids: Vec<nix::unistd::Gid> =
-                self.groups.iter().map(|g| nix::unistd::Gid::from_raw(*g)).collect();
+            let gids: Vec<nix::unistd::Gid> = self
+                .groups
+                .iter()
+                .map(|g| nix::unistd::Gid::from_raw(*g))
+                .collect();
             nix::unistd::setgroups(&gids).ctx(|| "setgroups")?;
         }
         let gid = nix::unistd::Gid::from_raw(self.gid);
@@ -150,7 +164,8 @@ impl Creds {
             .ctx(|| "prctl PR_SET_KEEPCAPS")?;
         if let Some([_, effective, inheritable, permitted, ambient]) = &self.caps {
             let set = |s: CapSet, v: &HashSet<Cap>, what: &str| {
-                caps::set(None, s, v).map_err(|e| Error::Child(format!("set {what} capabilities: {e}")))
+                caps::set(None, s, v)
+                    .map_err(|e| Error::Child(format!("set {what} capabilities: {e}")))
             };
             // effective first (a subset of what we still hold), then inheritable, then narrow
             // permitted: capset refuses an effective set that is not within permitted.
@@ -193,14 +208,19 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// Errors say `no such file or directory` or `permission denied`, as clients expect.
 pub fn find_executable(arg0: &str, env: &[String], cwd: &Path) -> Result<PathBuf> {
     let check = |p: &Path| -> std::result::Result<PathBuf, Errno> {
-        let md = std::fs::metadata(p).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT)))?;
+        let md = std::fs::metadata(p)
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT)))?;
         if !md.is_file() || md.permissions().mode() & 0o111 == 0 {
             return Err(Errno::EACCES);
         }
         Ok(p.to_path_buf())
     };
     if arg0.contains('/') {
-        let p = if arg0.starts_with('/') { PathBuf::from(arg0) } else { cwd.join(arg0) };
+        let p = if arg0.starts_with('/') {
+            PathBuf::from(arg0)
+        } else {
+            cwd.join(arg0)
+        };
         return check(&p).map_err(|e| Error::sys(format!("exec {arg0}"), e));
     }
     let path = env
@@ -249,7 +269,10 @@ mod tests {
     #[test]
     fn entrypoint_lookup() {
         let env = vec!["PATH=/nonexistent:/bin:/usr/bin".to_string()];
-        assert_eq!(find_executable("sh", &env, Path::new("/")).unwrap(), PathBuf::from("/bin/sh"));
+        assert_eq!(
+            find_executable("sh", &env, Path::new("/")).unwrap(),
+            PathBuf::from("/bin/sh")
+        );
         let e = find_executable("no-such-binary-xyz", &env, Path::new("/")).unwrap_err();
         assert!(e.to_string().ends_with("no such file or directory"), "{e}");
         let e = find_executable("/etc/passwd", &env, Path::new("/")).unwrap_err();

@@ -34,10 +34,16 @@ impl Plan {
         self.ns(kind).is_some_and(|n| n.path.is_none())
     }
     pub fn process(&self) -> &oci_spec::runtime::Process {
-        self.spec.process().as_ref().expect("validated: process present")
+        self.spec
+            .process()
+            .as_ref()
+            .expect("validated: process present")
     }
     pub fn linux(&self) -> &oci_spec::runtime::Linux {
-        self.spec.linux().as_ref().expect("validated: linux present")
+        self.spec
+            .linux()
+            .as_ref()
+            .expect("validated: linux present")
     }
     pub fn args(&self) -> &[String] {
         self.process().args().as_deref().unwrap_or(&[])
@@ -101,7 +107,10 @@ pub fn validate(spec: Spec, bundle: PathBuf) -> Result<Plan> {
     let rootfs = std::fs::canonicalize(&rootfs)
         .map_err(|e| field("root.path", Error::io("open", &rootfs, e)))?;
     if !rootfs.is_dir() {
-        return Err(field("root.path", format!("{} is not a directory", rootfs.display())));
+        return Err(field(
+            "root.path",
+            format!("{} is not a directory", rootfs.display()),
+        ));
     }
 
     let process = spec
@@ -116,7 +125,10 @@ pub fn validate(spec: Spec, bundle: PathBuf) -> Result<Plan> {
     }
     for (i, e) in process.env().iter().flatten().enumerate() {
         if !e.contains('=') {
-            return Err(field(&format!("process.env[{i}]"), format!("{e:?} is not KEY=VALUE")));
+            return Err(field(
+                &format!("process.env[{i}]"),
+                format!("{e:?} is not KEY=VALUE"),
+            ));
         }
     }
     let mut seen = HashSet::new();
@@ -133,7 +145,10 @@ pub fn validate(spec: Spec, bundle: PathBuf) -> Result<Plan> {
     }
     if let Some(adj) = process.oom_score_adj() {
         if !(-1000..=1000).contains(&adj) {
-            return Err(field("process.oomScoreAdj", "must be between -1000 and 1000"));
+            return Err(field(
+                "process.oomScoreAdj",
+                "must be between -1000 and 1000",
+            ));
         }
     }
 
@@ -151,7 +166,10 @@ pub fn validate(spec: Spec, bundle: PathBuf) -> Result<Plan> {
         }
         if let Some(p) = n.path() {
             if !p.is_absolute() {
-                return Err(field(&format!("linux.namespaces[{i}].path"), "must be absolute"));
+                return Err(field(
+                    &format!("linux.namespaces[{i}].path"),
+                    "must be absolute",
+                ));
             }
             if let Err(e) = std::fs::metadata(p) {
                 return Err(field(
@@ -166,7 +184,11 @@ pub fn validate(spec: Spec, bundle: PathBuf) -> Result<Plan> {
         });
     }
     let has = |k| namespaces.iter().any(|n: &Ns| n.kind == k);
-    let new = |k| namespaces.iter().any(|n: &Ns| n.kind == k && n.path.is_none());
+    let new = |k| {
+        namespaces
+            .iter()
+            .any(|n: &Ns| n.kind == k && n.path.is_none())
+    };
     if !has(LinuxNamespaceType::Mount) {
         return Err(field("linux.namespaces", "a mount namespace is required"));
     }
@@ -188,10 +210,12 @@ pub fn validate(spec: Spec, bundle: PathBuf) -> Result<Plan> {
         ));
     }
     if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !new(LinuxNamespaceType::Uts) {
-        return Err(field("hostname", "setting a hostname needs a new uts namespace"));
+        return Err(field(
+            "hostname",
+            "setting a hostname needs a new uts namespace",
+        ));
     }
-    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !new(LinuxNamespaceType::Uts)
-    {
+    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !new(LinuxNamespaceType::Uts) {
         return Err(field(
             "domainname",
             "setting a domainname needs a new uts namespace",
@@ -206,10 +230,23 @@ pub fn validate(spec: Spec, bundle: PathBuf) -> Result<Plan> {
         check_sysctl(k, &new)?;
     }
     if let Some(p) = linux.rootfs_propagation() {
-        if !["", "private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable"]
-            .contains(&p.as_str())
+        if ![
+            "",
+            "private",
+            "rprivate",
+            "slave",
+            "rslave",
+            "shared",
+            "rshared",
+            "unbindable",
+            "runbindable",
+        ]
+        .contains(&p.as_str())
         {
-            return Err(field("linux.rootfsPropagation", format!("unknown value {p:?}")));
+            return Err(field(
+                "linux.rootfsPropagation",
+                format!("unknown value {p:?}"),
+            ));
         }
     }
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
@@ -221,7 +258,10 @@ pub fn validate(spec: Spec, bundle: PathBuf) -> Result<Plan> {
         }
         let bind = crate::rootfs::MountOpts::parse(m.options().as_deref().unwrap_or(&[])).bind;
         if bind && m.source().is_none() {
-            return Err(field(&format!("mounts[{i}].source"), "a bind mount needs a source"));
+            return Err(field(
+                &format!("mounts[{i}].source"),
+                "a bind mount needs a source",
+            ));
         }
     }
     for (i, d) in linux.devices().iter().flatten().enumerate() {
@@ -266,7 +306,10 @@ fn check_sysctl(k: &str, new: &dyn Fn(LinuxNamespaceType) -> bool) -> Result<()>
             return Err(field(&f(), "needs a new uts namespace"));
         }
     } else {
-        return Err(field(&f(), "not a namespaced sysctl: it would change the host"));
+        return Err(field(
+            &f(),
+            "not a namespaced sysctl: it would change the host",
+        ));
     }
     if k.contains("..") || k.contains('/') {
         return Err(field(&f(), "invalid name"));
@@ -309,7 +352,10 @@ mod tests {
         let mut v = base();
         v["linux"]["namespaces"][2]["type"] = "nett".into();
         let e = err(v);
-        assert!(e.starts_with("config.json: linux.namespaces[2].type: unknown variant `nett`"), "{e}");
+        assert!(
+            e.starts_with("config.json: linux.namespaces[2].type: unknown variant `nett`"),
+            "{e}"
+        );
 
         let mut v = base();
         v["process"]["cwd"] = "rel".into();
@@ -333,7 +379,8 @@ mod tests {
         assert!(err(v).contains("linux.sysctl.vm.swappiness: not a namespaced sysctl"));
 
         let mut v = base();
-        v["process"]["rlimits"] = serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 5}]);
+        v["process"]["rlimits"] =
+            serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 5}]);
         assert!(err(v).contains("process.rlimits[0]: soft limit 10 exceeds hard limit 5"));
 
         let mut v = base();
@@ -346,7 +393,10 @@ mod tests {
 
         let mut v = base();
         v["mounts"] = serde_json::json!([{"destination": "/x", "options": ["rbind"]}]);
-        assert_eq!(err(v), "config.json: mounts[0].source: a bind mount needs a source");
+        assert_eq!(
+            err(v),
+            "config.json: mounts[0].source: a bind mount needs a source"
+        );
     }
 
     #[test]
@@ -355,7 +405,8 @@ mod tests {
         v["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"});
         assert!(err(v).contains("needs a new network namespace"));
         let mut v = base();
-        v["linux"]["namespaces"] = serde_json::json!([{"type": "mount"}, {"type": "network"}, {"type": "ipc"}]);
+        v["linux"]["namespaces"] =
+            serde_json::json!([{"type": "mount"}, {"type": "network"}, {"type": "ipc"}]);
         v["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1", "kernel.shmmax": "1000", "fs.mqueue.msg_max": "12"});
         assert!(check(v).is_ok());
     }

@@ -337,7 +337,10 @@ mod tests {
         assert_eq!(status_from(alive, 42, false, || true), Status::Paused);
         // recycled pid: another start time
         assert_eq!(status_from(alive, 41, false, || false), Status::Stopped);
-        assert_eq!(status_from(Some(('Z', 42)), 42, true, || false), Status::Stopped);
+        assert_eq!(
+            status_from(Some(('Z', 42)), 42, true, || false),
+            Status::Stopped
+        );
         assert_eq!(status_from(None, 42, false, || false), Status::Stopped);
     }
 

@@ -90,11 +90,15 @@ mod tests {
         let (a, b) = pair().unwrap();
         a.send(&Msg::Go).unwrap();
         assert_eq!(b.recv().unwrap(), Some(Msg::Go));
-        b.send(&Msg::Error { msg: "mount proc on /proc: permission denied".into() })
-            .unwrap();
+        b.send(&Msg::Error {
+            msg: "mount proc on /proc: permission denied".into(),
+        })
+        .unwrap();
         assert_eq!(
             a.recv().unwrap(),
-            Some(Msg::Error { msg: "mount proc on /proc: permission denied".into() })
+            Some(Msg::Error {
+                msg: "mount proc on /proc: permission denied".into()
+            })
         );
         drop(b);
         assert_eq!(a.recv().unwrap(), None);

@@ -22,6 +22,12 @@ use crate::spec::Plan;
 
 /// Entry from clone3. Reports the first failure over the channel and exits 1.
 pub fn run(plan: &Plan, opts: &InitOpts, chan: Channel, fifo: OwnedFd, hostproc: OwnedFd) -> ! {
+    // Inherited copies of the runtime's fds (the state dir lock above all) must not live on in
+    // the init while it waits for `start`.
+    close_inherited(
+        opts.preserve_fds,
+        &[chan.raw(), fifo.as_raw_fd(), hostproc.as_raw_fd()],
+    );
     match setup(plan, opts, &chan) {
         Ok(exec) => {
             // sync 2
@@ -62,7 +68,11 @@ fn setup(plan: &Plan, opts: &InitOpts, chan: &Channel) -> Result<Exec> {
     // sync 1: id maps written, cgroup joined.
     match chan.recv()? {
         Some(Msg::Go) => {}
-        Some(m) => return Err(Error::Child(format!("unexpected message from runtime: {m:?}"))),
+        Some(m) => {
+            return Err(Error::Child(format!(
+                "unexpected message from runtime: {m:?}"
+            )))
+        }
         None => return Err(Error::Child("runtime went away".into())),
     }
     let new_user = plan.new_ns(T::User);
@@ -122,7 +132,10 @@ fn setup(plan: &Plan, opts: &InitOpts, chan: &Channel) -> Result<Exec> {
     let creds = Creds::from_process(process, !rootless_single_map(plan))?;
     let exec = Exec {
         path: rootfs::cpath(&path),
-        argv: args.iter().filter_map(|a| CString::new(a.as_str()).ok()).collect(),
+        argv: args
+            .iter()
+            .filter_map(|a| CString::new(a.as_str()).ok())
+            .collect(),
         env: security::exec_env(plan.env(), creds.uid),
         creds,
         umask: process.user().umask().unwrap_or(0o022),
@@ -137,19 +150,43 @@ fn finish(exec: Exec, fifo: &OwnedFd, hostproc: &OwnedFd, opts: &InitOpts) -> Er
     let r = (|| -> Result<std::convert::Infallible> {
         let link = format!("self/fd/{}", fifo.as_raw_fd());
         // Opening for writing blocks until `start` opens the read end.
-        let w = openat(hostproc, link.as_str(), OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
-            .ctx(|| "open exec.fifo")?;
+        let w = openat(
+            hostproc,
+            link.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| "open exec.fifo")?;
         nix::unistd::write(&w, b"0").ctx(|| "write exec.fifo")?;
         drop(w);
         nix::sys::stat::umask(Mode::from_bits_truncate(exec.umask));
         security::close_fds_on_exec(opts.preserve_fds)?;
         exec.creds.apply()?;
         let e = nix::unistd::execve(&exec.path, &exec.argv, &exec.env).unwrap_err();
-        Err(Error::sys(format!("exec {}", exec.path.to_string_lossy()), e))
+        Err(Error::sys(
+            format!("exec {}", exec.path.to_string_lossy()),
+            e,
+        ))
     })();
     match r {
         Err(e) => e,
         Ok(never) => match never {},
+    }
+}
+
+fn close_inherited(preserve: u32, keep: &[i32]) {
+    let fds: Vec<i32> = fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .collect();
+    for fd in fds {
+        if fd >= 3 + preserve as i32 && !keep.contains(&fd) {
+            // SAFETY: closing an fd of this (forked) process that nothing here uses; the
+            // read_dir handle above is already closed.
+            unsafe { libc::close(fd) };
+        }
     }
 }
 
@@ -212,4 +249,3 @@ fn join_session_keyring(id: &str) -> Result<()> {
         Err(e) => Err(Error::sys("join session keyring", e)),
     }
 }
-

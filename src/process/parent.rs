@@ -63,7 +63,8 @@ pub fn clone_flag(k: T) -> CloneFlags {
 }
 
 fn open_ns(p: &Path) -> Result<OwnedFd> {
-    open(p, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ctx(|| format!("open namespace {}", p.display()))
+    open(p, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .ctx(|| format!("open namespace {}", p.display()))
 }
 
 /// The pid and time namespaces a child lands in are properties of the *parent*
@@ -98,7 +99,8 @@ impl ForChildren {
                         ));
                     }
                     if !text.is_empty() {
-                        fs::write("/proc/self/timens_offsets", text).ctx(|| "write linux.timeOffsets")?;
+                        fs::write("/proc/self/timens_offsets", text)
+                            .ctx(|| "write linux.timeOffsets")?;
                     }
                 }
             }
@@ -121,8 +123,12 @@ pub fn spawn(plan: &Plan, opts: &InitOpts) -> Result<Child> {
     // Opened here so the init can reach them after pivot_root: the fifo through /proc/self/fd.
     let fifo = open(&opts.fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
         .ctx(|| format!("open {}", opts.fifo.display()))?;
-    let hostproc = open("/proc", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-        .ctx(|| "open /proc")?;
+    let hostproc = open(
+        "/proc",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open /proc")?;
 
     let mut flags = CloneFlags::empty();
     for ns in plan.namespaces.iter().filter(|n| n.path.is_none()) {
@@ -141,7 +147,13 @@ pub fn spawn(plan: &Plan, opts: &InitOpts) -> Result<Child> {
     };
     // SAFETY: clone3 without a stack behaves like fork; the runtime is single-threaded, so the
     // child may allocate and run ordinary Rust code. The child never returns from `init::run`.
-    let rc = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
     if rc == 0 {
         drop(ours);
         super::init::run(plan, opts, theirs, fifo, hostproc);
@@ -153,11 +165,20 @@ pub fn spawn(plan: &Plan, opts: &InitOpts) -> Result<Child> {
     drop(theirs);
     drop(fifo);
     drop(hostproc);
-    let child = Child { pid, pidfd, chan: ours };
+    let child = Child {
+        pid,
+        pidfd,
+        chan: ours,
+    };
     left?;
     if plan.new_ns(T::User) {
         let l = plan.linux();
-        write_id_maps(pid, l.uid_mappings().as_deref().unwrap_or(&[]), l.gid_mappings().as_deref().unwrap_or(&[]), false)?;
+        write_id_maps(
+            pid,
+            l.uid_mappings().as_deref().unwrap_or(&[]),
+            l.gid_mappings().as_deref().unwrap_or(&[]),
+            false,
+        )?;
     }
     child.chan.send(&Msg::Go)?; // sync 1
     Ok(child)
@@ -171,12 +192,19 @@ fn map_text(m: &[LinuxIdMapping]) -> String {
 
 /// Write /proc/<pid>/{setgroups,uid_map,gid_map}. `deny_setgroups` is required before an
 /// unprivileged gid map.
-pub fn write_id_maps(pid: i32, uids: &[LinuxIdMapping], gids: &[LinuxIdMapping], deny_setgroups: bool) -> Result<()> {
+pub fn write_id_maps(
+    pid: i32,
+    uids: &[LinuxIdMapping],
+    gids: &[LinuxIdMapping],
+    deny_setgroups: bool,
+) -> Result<()> {
     if deny_setgroups {
         fs::write(format!("/proc/{pid}/setgroups"), "deny").ctx(|| "write setgroups deny")?;
     }
-    fs::write(format!("/proc/{pid}/uid_map"), map_text(uids)).ctx(|| "write linux.uidMappings to uid_map")?;
-    fs::write(format!("/proc/{pid}/gid_map"), map_text(gids)).ctx(|| "write linux.gidMappings to gid_map")?;
+    fs::write(format!("/proc/{pid}/uid_map"), map_text(uids))
+        .ctx(|| "write linux.uidMappings to uid_map")?;
+    fs::write(format!("/proc/{pid}/gid_map"), map_text(gids))
+        .ctx(|| "write linux.gidMappings to gid_map")?;
     Ok(())
 }
 
@@ -190,7 +218,9 @@ pub fn wait_ready(child: &Child) -> Result<()> {
             let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child.pid), None)
                 .map(|s| format!("{s:?}"))
                 .unwrap_or_else(|e| e.to_string());
-            Err(Error::Child(format!("container init exited before it was ready ({status})")))
+            Err(Error::Child(format!(
+                "container init exited before it was ready ({status})"
+            )))
         }
     }
 }

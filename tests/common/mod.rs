@@ -1,0 +1,240 @@
+//! Shared helpers for the integration tests: build the busybox rootfs fixture once, make
+//! bundles in temp dirs, run the real `hookrun` binary against a private state root, and clean
+//! up (delete --force, temp dirs removed) even when a test fails.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use serde_json::{json, Value};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_hookrun")
+}
+
+/// `rootfs-fixtures/build.sh` into target/fixtures, once per test binary (the script is
+/// idempotent and takes a lock-free rename-free path, so parallel binaries are fine).
+pub fn fixture_rootfs() -> &'static Path {
+    static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+    ROOTFS.get_or_init(|| {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = manifest.join("target/fixtures");
+        let o = Command::new("flock")
+            .arg(manifest.join("target/.fixtures.lock"))
+            .arg("bash")
+            .arg(manifest.join("rootfs-fixtures/build.sh"))
+            .arg(&out)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run rootfs-fixtures/build.sh");
+        assert!(o.status.success(), "fixture build failed");
+        PathBuf::from(String::from_utf8(o.stdout).unwrap().trim())
+    })
+}
+
+/// Skip (with the reason) when not root; on this project's machines nothing skips.
+pub fn require_root() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        true
+    } else {
+        eprintln!("skipped: this test needs root");
+        false
+    }
+}
+
+/// A bundle in a temp dir: its own copy of the fixture rootfs and a config.json that starts as
+/// `hookrun spec` with terminal off and a writable root.
+pub struct Bundle {
+    pub dir: tempfile::TempDir,
+    pub config: Value,
+}
+
+impl Bundle {
+    pub fn new(args: &[&str]) -> Bundle {
+        let dir = tempfile::Builder::new()
+            .prefix("hookrun-test-")
+            .tempdir()
+            .unwrap();
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(fixture_rootfs())
+            .arg(dir.path().join("rootfs"))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let o = Command::new(bin())
+            .args(["spec", "-b"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "spec: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let mut config: Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap())
+                .unwrap();
+        config["process"]["terminal"] = json!(false);
+        config["process"]["args"] = json!(args);
+        config["root"]["readonly"] = json!(false);
+        let b = Bundle { dir, config };
+        b.save();
+        b
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.path().join("rootfs")
+    }
+
+    /// Write config.json after editing `self.config`.
+    pub fn save(&self) {
+        std::fs::write(
+            self.dir.path().join("config.json"),
+            serde_json::to_vec_pretty(&self.config).unwrap(),
+        )
+        .unwrap();
+    }
+
+    /// Edit the config and save it.
+    pub fn edit(&mut self, f: impl FnOnce(&mut Value)) {
+        f(&mut self.config);
+        self.save();
+    }
+}
+
+/// A private state root with one container id; `Drop` force-deletes it and removes the root.
+pub struct Ctr {
+    pub root: tempfile::TempDir,
+    pub id: String,
+}
+
+static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+impl Ctr {
+    pub fn new(name: &str) -> Ctr {
+        let root = tempfile::Builder::new()
+            .prefix("hookrun-root-")
+            .tempdir()
+            .unwrap();
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ctr {
+            root,
+            id: format!("{name}-{}-{n}", std::process::id()),
+        }
+    }
+
+    /// `hookrun --root ROOT ARGS…` with stdin closed; output captured.
+    pub fn cmd(&self, args: &[&str]) -> Output {
+        Command::new(bin())
+            .arg("--root")
+            .arg(self.root.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// The same, substituting `{id}` in args with this container's id.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let args: Vec<String> = args.iter().map(|a| a.replace("{id}", &self.id)).collect();
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.cmd(&refs)
+    }
+
+    /// Like `run` but asserts success and returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "hookrun {args:?} failed ({}): {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// Like `run` but asserts failure and returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            !o.status.success(),
+            "hookrun {args:?} unexpectedly succeeded"
+        );
+        String::from_utf8(o.stderr).unwrap()
+    }
+
+    pub fn create(&self, b: &Bundle) {
+        self.ok(&["create", "-b", b.path().to_str().unwrap(), "{id}"]);
+    }
+
+    pub fn state(&self) -> Value {
+        serde_json::from_str(&self.ok(&["state", "{id}"])).unwrap()
+    }
+
+    pub fn status(&self) -> String {
+        self.state()["status"].as_str().unwrap().to_string()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.state()["pid"].as_i64().unwrap() as i32
+    }
+
+    /// Foreground `run` of a bundle: (exit code, stdout, stderr).
+    pub fn run_fg(&self, b: &Bundle) -> (i32, String, String) {
+        let o = self.run(&["run", "-b", b.path().to_str().unwrap(), "{id}"]);
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    /// Wait (up to 10 s) for the container to reach `status`.
+    pub fn wait_status(&self, status: &str) {
+        for _ in 0..200 {
+            if self.status() == status {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!(
+            "container {} never became {status} (is {})",
+            self.id,
+            self.status()
+        );
+    }
+
+    /// Leftovers of this container: its state dir.
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.path().join(&self.id)
+    }
+}
+
+impl Drop for Ctr {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["delete", "--force", &self.id]);
+    }
+}
+
+/// Processes whose command line contains `needle` (to prove nothing was left running).
+pub fn processes_matching(needle: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if let Ok(c) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            let c = String::from_utf8_lossy(&c).replace('\0', " ");
+            if c.contains(needle) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
