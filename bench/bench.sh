@@ -1,0 +1,365 @@
+#!/usr/bin/env bash
+# bench/bench.sh: start-up latency and peak RSS of hookrun compared with runc and crun.
+#
+# Usage: sudo bench/bench.sh      (see bench/README.md)
+#
+# Environment:
+#   BENCH_N=50          timed iterations per runtime and benchmark
+#   BENCH_WARMUP=2      untimed iterations per runtime first
+#   BENCH_RSS_N=10      `run` iterations under GNU time for peak RSS
+#   BENCH_STRICT=0      1: exit 1 unless every target passes
+#   BENCH_CGROUP_NS=1   0: never re-run in a private mount namespace (see the README)
+#   BENCH_RAW_DIR=      directory to copy the raw per-iteration numbers to
+#   HOOKRUN=, RUNC=, CRUN=   binaries to use (default target/release/hookrun, runc, crun)
+set -uo pipefail
+export LC_ALL=C # EPOCHREALTIME must use '.' as the decimal point
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+if [[ $EUID -ne 0 ]]; then
+	die "must run as root: the runtimes need namespaces, mounts and cgroups (try: sudo $0)"
+fi
+
+N=${BENCH_N:-50}
+WARMUP=${BENCH_WARMUP:-2}
+RSS_N=${BENCH_RSS_N:-10}
+STRICT=${BENCH_STRICT:-0}
+for v in N WARMUP RSS_N; do
+	[[ ${!v} =~ ^[0-9]+$ ]] || die "BENCH_$v must be a non-negative integer, not '${!v}'"
+done
+((N >= 1)) || die "BENCH_N must be at least 1"
+PYTHON=$(command -v python3) || die "python3 is needed (config.json editing and statistics)"
+SELF=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/$(basename "${BASH_SOURCE[0]}")
+REPO=$(cd "$(dirname "$SELF")/.." && pwd -P)
+
+RT_NAMES=(hookrun runc crun)
+declare -A RT_BIN=(
+	[hookrun]=${HOOKRUN:-$REPO/target/release/hookrun}
+	[runc]=${RUNC:-$(command -v runc || true)}
+	[crun]=${CRUN:-$(command -v crun || true)}
+)
+
+# --- cgroup hybrid mode -------------------------------------------------------
+# crun (at least up to 1.8) refuses to do anything on a cgroup v1/v2 hybrid host whose v2
+# hierarchy (/sys/fs/cgroup/unified) has controllers: "cgroups in hybrid mode not supported,
+# drop all controllers from cgroupv2". So that all three runtimes see the same host, the
+# whole benchmark then re-runs itself in a private mount namespace without that mount
+# (a pure cgroup v1 view). The host's mounts are not changed.
+if [[ -z ${BENCH_IN_NS:-} && ${BENCH_CGROUP_NS:-1} != 0 && -n ${RT_BIN[crun]} ]] &&
+	[[ $(stat -f -c %T /sys/fs/cgroup 2>/dev/null) == tmpfs ]] &&
+	[[ $(stat -f -c %T /sys/fs/cgroup/unified 2>/dev/null) == cgroup2fs ]] &&
+	[[ -n $(cat /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null) ]]; then
+	command -v unshare >/dev/null || die "cgroup hybrid host and no unshare(1); set BENCH_CGROUP_NS=0 to skip crun"
+	log "cgroup v1/v2 hybrid host with v2 controllers ($(</sys/fs/cgroup/unified/cgroup.controllers)): crun refuses it;"
+	log "re-running in a private mount namespace without /sys/fs/cgroup/unified (all runtimes)"
+	export BENCH_IN_NS=1
+	exec unshare --mount --propagation private -- bash -c \
+		'umount /sys/fs/cgroup/unified || exit 1; exec bash "$0" "$@"' "$SELF" "$@"
+fi
+
+# --- binaries and bundle ------------------------------------------------------
+if [[ ! -x ${RT_BIN[hookrun]} ]]; then
+	[[ -z ${HOOKRUN:-} ]] || die "HOOKRUN=${HOOKRUN} is not executable"
+	log "building the release binary (cargo build --release)"
+	(cd "$REPO" && cargo build --release) >&2 || die "cargo build --release failed"
+fi
+ROOTFS=$(bash "$REPO/rootfs-fixtures/build.sh" "$REPO/target/fixtures") || die "rootfs-fixtures/build.sh failed"
+[[ -x $ROOTFS/bin/true ]] || die "no $ROOTFS/bin/true"
+
+WORK=$(mktemp -d /tmp/hookrun-bench.XXXXXX) || die "mktemp failed"
+BUNDLE=$WORK/bundle
+ACTIVE=() # runtimes being benchmarked
+
+cleanup() {
+	local rt root d
+	[[ -n ${WORK:-} && -d $WORK ]] || return 0
+	for rt in "${RT_NAMES[@]}"; do
+		root=$WORK/root-$rt
+		[[ -d $root ]] || continue
+		for d in "$root"/*/; do
+			[[ -d $d ]] || continue
+			d=${d%/}
+			"${RT_BIN[$rt]}" --root "$root" delete -f "${d##*/}" </dev/null >/dev/null 2>&1 ||
+				log "warning: $rt delete -f ${d##*/} failed"
+		done
+	done
+	# The bundle's root.path points at target/fixtures; $WORK holds only plain files.
+	rm -rf -- "$WORK"
+	WORK=
+}
+on_signal() {
+	log "interrupted; cleaning up"
+	cleanup
+	trap - "$1"
+	kill -"$1" $$
+}
+trap cleanup EXIT
+trap 'on_signal INT' INT
+trap 'on_signal TERM' TERM
+trap 'on_signal HUP' HUP
+
+mkdir -p "$BUNDLE" "$WORK/res" || die "cannot populate $WORK"
+"${RT_BIN[hookrun]}" spec -b "$BUNDLE" </dev/null || die "hookrun spec -b $BUNDLE failed"
+# ociVersion 1.0.2: crun 1.8 rejects anything but 1.0.x ("unknown version specified").
+"$PYTHON" - "$BUNDLE/config.json" "$ROOTFS" <<'EOF' || die "cannot edit config.json"
+import json, sys
+path, rootfs = sys.argv[1], sys.argv[2]
+with open(path) as f:
+    c = json.load(f)
+c["ociVersion"] = "1.0.2"
+c["process"]["terminal"] = False
+c["process"]["args"] = ["/bin/true"]
+c["root"] = {"path": rootfs, "readonly": True}
+with open(path, "w") as f:
+    json.dump(c, f, indent=2)
+EOF
+
+# --- helpers ------------------------------------------------------------------
+# A file descriptor that never becomes readable: `read -t` on it sleeps without a fork.
+exec {SLEEP_FD}<> <(:)
+msleep() { read -r -t "$1" -u "$SLEEP_FD" _ || true; }
+
+now_us() { local t=${EPOCHREALTIME/./}; REPLY=$((10#$t)); }
+
+# rt RUNTIME ARGS...: the runtime with its private state directory.
+rt() { local r=$1; shift; "${RT_BIN[$r]}" --root "$WORK/root-$r" "$@"; }
+
+# pid_gone PID: true once PID is gone or a zombie (only the cheap /proc check).
+pid_gone() {
+	local line=
+	{ read -r line <"/proc/$1/stat"; } 2>/dev/null
+	[[ -n $line ]] || return 0
+	line=${line##*) }
+	[[ ${line%% *} == [ZX] ]]
+}
+
+declare -A FAILS=() FIRST_ERR=()
+# fail RUNTIME BENCH ID: count a failed iteration, keep its first error, remove leftovers.
+fail() {
+	local key=$1/$2
+	FAILS[$key]=$((${FAILS[$key]:-0} + 1))
+	if [[ -z ${FIRST_ERR[$key]:-} ]]; then
+		FIRST_ERR[$key]=$(tr '\n' ' ' <"$WORK/err")
+		log "$1 $2 failed: ${FIRST_ERR[$key]}"
+	fi
+	rt "$1" delete -f "$3" </dev/null >/dev/null 2>&1
+}
+
+# bench_run RUNTIME ID [RECORD]: `run` of /bin/true in the foreground.
+bench_run() {
+	local r=$1 id=$2 t0 t1 rc
+	now_us; t0=$REPLY
+	rt "$r" run --bundle "$BUNDLE" "$id" </dev/null >/dev/null 2>"$WORK/err"
+	rc=$?
+	now_us; t1=$REPLY
+	if ((rc != 0)); then
+		fail "$r" run "$id"
+		return
+	fi
+	# runc, crun and hookrun all delete after a foreground run; make sure of it.
+	[[ ! -e $WORK/root-$r/$id ]] || rt "$r" delete -f "$id" </dev/null >/dev/null 2>&1
+	[[ -z ${3:-} ]] || echo $(((t1 - t0) * 1000)) >>"$WORK/res/$r.run"
+}
+
+# bench_cycle RUNTIME ID [RECORD]: create, start, wait for the exit, delete.
+bench_cycle() {
+	local r=$1 id=$2 t0 t1 pid out deadline
+	local pidfile=$WORK/pid
+	rm -f "$pidfile"
+	now_us; t0=$REPLY
+	rt "$r" create --bundle "$BUNDLE" --pid-file "$pidfile" "$id" </dev/null >/dev/null 2>"$WORK/err" ||
+		{ fail "$r" cycle "$id"; return; }
+	rt "$r" start "$id" </dev/null >/dev/null 2>"$WORK/err" || { fail "$r" cycle "$id"; return; }
+	# Wait for the init to exit with a fork-free /proc check every 1 ms, then ask the
+	# runtime once (and again every 1 ms should it not say "stopped" yet).
+	deadline=$((t0 + 10000000))
+	pid= # the pid file has no trailing newline: read fails but still sets pid
+	{ read -r pid <"$pidfile"; } 2>/dev/null
+	if [[ $pid =~ ^[0-9]+$ ]]; then
+		until pid_gone "$pid"; do
+			now_us; ((REPLY < deadline)) || break
+			msleep 0.001
+		done
+	fi
+	while :; do
+		out=$(rt "$r" state "$id" </dev/null 2>"$WORK/err")
+		[[ $out =~ \"status\"[[:space:]]*:[[:space:]]*\"stopped\" ]] && break
+		now_us
+		if ((REPLY >= deadline)); then
+			echo "not stopped after 10 s; last state: $out" >>"$WORK/err"
+			fail "$r" cycle "$id"
+			return
+		fi
+		msleep 0.001
+	done
+	rt "$r" delete "$id" </dev/null >/dev/null 2>"$WORK/err" || { fail "$r" cycle "$id"; return; }
+	now_us; t1=$REPLY
+	[[ -z ${3:-} ]] || echo $(((t1 - t0) * 1000)) >>"$WORK/res/$r.cycle"
+}
+
+# bench_rss RUNTIME ID: peak RSS (KiB) of `run` under GNU time.
+bench_rss() {
+	local r=$1 id=$2 kib
+	/usr/bin/time -f %M -o "$WORK/rss" "${RT_BIN[$r]}" --root "$WORK/root-$r" \
+		run --bundle "$BUNDLE" "$id" </dev/null >/dev/null 2>"$WORK/err" ||
+		{ fail "$r" rss "$id"; return; }
+	[[ ! -e $WORK/root-$r/$id ]] || rt "$r" delete -f "$id" </dev/null >/dev/null 2>&1
+	kib=$(tail -n 1 "$WORK/rss")
+	[[ $kib =~ ^[0-9]+$ ]] && echo "$kib" >>"$WORK/res/$r.rss"
+}
+
+# --- probe the runtimes -------------------------------------------------------
+for r in "${RT_NAMES[@]}"; do
+	bin=${RT_BIN[$r]}
+	if [[ -z $bin || ! -x $bin ]]; then
+		log "note: $r not found; skipping it"
+		continue
+	fi
+	mkdir -p "$WORK/root-$r"
+	if ! rt "$r" run --bundle "$BUNDLE" "probe-$r" </dev/null >/dev/null 2>"$WORK/err"; then
+		err=$(tr '\n' ' ' <"$WORK/err")
+		rt "$r" delete -f "probe-$r" </dev/null >/dev/null 2>&1
+		[[ $r != hookrun ]] || die "hookrun cannot run the benchmark bundle: $err"
+		log "note: $r cannot run the benchmark bundle, skipping it: $err"
+		continue
+	fi
+	ACTIVE+=("$r")
+	log "$r: $bin ($("$bin" --version 2>/dev/null | head -n 1))"
+done
+((${#ACTIVE[@]} >= 2)) || log "note: only hookrun is available; no ratios"
+
+HAVE_TIME=1
+if [[ ! -x /usr/bin/time ]] || ! /usr/bin/time -f %M -o /dev/null true 2>/dev/null; then
+	HAVE_TIME=0
+	log "note: GNU time (/usr/bin/time, Debian package 'time') is missing: no peak RSS"
+fi
+
+# --- measure ------------------------------------------------------------------
+K=${#ACTIVE[@]}
+# rotated I: the active runtimes, starting at index I mod K (spreads drift and noise).
+rotated() { local j; ORDER=(); for ((j = 0; j < K; j++)); do ORDER+=("${ACTIVE[($1 + j) % K]}"); done; }
+
+log "warm-up: $WARMUP iteration(s) per runtime"
+for ((i = 0; i < WARMUP; i++)); do
+	rotated "$i"
+	for r in "${ORDER[@]}"; do bench_run "$r" "w$i-$$"; bench_cycle "$r" "wc$i-$$"; done
+done
+log "timing: $N iteration(s) per runtime, runtimes alternating"
+for ((i = 0; i < N; i++)); do
+	rotated "$i"
+	for r in "${ORDER[@]}"; do bench_run "$r" "r$i-$$" 1; done
+	for r in "${ORDER[@]}"; do bench_cycle "$r" "c$i-$$" 1; done
+	(((i + 1) % 10 == 0 || i + 1 == N)) && log "  $((i + 1))/$N"
+done
+if ((HAVE_TIME)); then
+	log "peak RSS: $RSS_N run(s) per runtime under /usr/bin/time -f %M"
+	for ((i = 0; i < RSS_N; i++)); do
+		rotated "$i"
+		for r in "${ORDER[@]}"; do bench_rss "$r" "m$i-$$"; done
+	done
+fi
+
+for key in "${!FAILS[@]}"; do echo "$key ${FAILS[$key]}"; done >"$WORK/res/fails"
+if [[ -n ${BENCH_RAW_DIR:-} ]]; then
+	mkdir -p "$BENCH_RAW_DIR" && cp "$WORK"/res/* "$BENCH_RAW_DIR"/ && log "raw numbers copied to $BENCH_RAW_DIR"
+fi
+
+# --- report -------------------------------------------------------------------
+"$PYTHON" - "$WORK/res" "$N" "$RSS_N" "$WARMUP" "${BENCH_IN_NS:-}" "${ACTIVE[@]}" <<'EOF'
+import math, os, sys
+
+res, n, rss_n, warmup, in_ns, active = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]),
+                                        int(sys.argv[4]), sys.argv[5], sys.argv[6:])
+
+def load(name):
+    try:
+        with open(os.path.join(res, name)) as f:
+            return sorted(float(x) for x in f.read().split())
+    except FileNotFoundError:
+        return []
+
+def median(v):
+    if not v:
+        return None
+    m = len(v) // 2
+    return v[m] if len(v) % 2 else (v[m - 1] + v[m]) / 2
+
+def p90(v):  # nearest rank
+    return v[max(0, math.ceil(0.9 * len(v)) - 1)] if v else None
+
+fails = {}
+with open(os.path.join(res, "fails")) as f:
+    for line in f:
+        k, c = line.split()
+        fails[k] = int(c)
+
+def fmt(x, spec):
+    return "-" if x is None else format(x, spec)
+
+def ratio(a, b):
+    return None if a is None or b in (None, 0) else a / b
+
+meds = {}
+print()
+print(f"hookrun benchmark: {n} timed iterations per runtime (after {warmup} warm-up), "
+      f"{os.cpu_count()} CPUs" + (", private mount namespace without the cgroup v2 mount" if in_ns else ""))
+for bench, title in (("run", "run /bin/true"), ("cycle", "create/start/wait/delete")):
+    print()
+    print(f"{title:<26}{'median ms':>10}{'p90 ms':>9}{'ratio vs runc':>15}{'ratio vs crun':>15}{'ok/failed':>11}")
+    for r in active:
+        meds[(bench, r)] = median([x / 1e6 for x in load(f"{r}.{bench}")])
+    for r in active:
+        v = [x / 1e6 for x in load(f"{r}.{bench}")]
+        m = meds[(bench, r)]
+        print(f"  {r:<24}{fmt(m, '.2f'):>10}{fmt(p90(v), '.2f'):>9}"
+              f"{fmt(ratio(m, meds.get((bench, 'runc'))), '.2f'):>15}"
+              f"{fmt(ratio(m, meds.get((bench, 'crun'))), '.2f'):>15}"
+              f"{len(v):>6}/{fails.get(f'{r}/{bench}', 0)}")
+
+have_rss = any(load(f"{r}.rss") for r in active)
+if have_rss:
+    print()
+    print(f"{'peak RSS of run (KiB)':<26}{'median':>10}{'max':>9}{'ratio vs runc':>15}{'ratio vs crun':>15}{'ok/failed':>11}")
+    for r in active:
+        meds[("rss", r)] = median(load(f"{r}.rss"))
+    for r in active:
+        v = load(f"{r}.rss")
+        m = meds[("rss", r)]
+        print(f"  {r:<24}{fmt(m, '.0f'):>10}{fmt(v[-1] if v else None, '.0f'):>9}"
+              f"{fmt(ratio(m, meds.get(('rss', 'runc'))), '.2f'):>15}"
+              f"{fmt(ratio(m, meds.get(('rss', 'crun'))), '.2f'):>15}"
+              f"{len(v):>6}/{fails.get(f'{r}/rss', 0)}")
+
+print()
+print("targets (from the issue):")
+ok = True
+def target(label, key, factor, unit, spec):
+    global ok
+    h, base = meds.get((key, "hookrun")), meds.get((key, "runc"))
+    if h is None or base is None:
+        ok = False
+        print(f"  [SKIP] {label}: no hookrun or runc numbers")
+        return
+    passed = h <= factor * base
+    ok = ok and passed
+    lim = f"{factor} x " if factor != 1 else ""
+    print(f"  [{'PASS' if passed else 'FAIL'}] {label}: hookrun {h:{spec}} {unit} <= {lim}runc "
+          f"{base:{spec}} {unit}  (ratio {h / base:.2f})")
+target("run /bin/true median", "run", 0.5, "ms", ".2f")
+target("create/start/wait/delete median", "cycle", 0.5, "ms", ".2f")
+target("peak RSS of run (median)", "rss", 1, "KiB", ".0f")
+sys.exit(0 if ok else 3)
+EOF
+rc=$?
+if ((rc != 0 && rc != 3)); then
+	die "the report failed"
+fi
+if ((rc == 3)); then
+	if [[ $STRICT == 1 ]]; then
+		log "BENCH_STRICT=1 and a target failed"
+		exit 1
+	fi
+	log "a target failed (informational; BENCH_STRICT=1 makes this an error)"
+fi
+exit 0
