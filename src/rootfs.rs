@@ -248,15 +248,19 @@ fn mount_one(plan: &Plan, m: &Mount) -> Result<()> {
         .as_deref()
         .unwrap_or(if o.bind { "bind" } else { "none" });
     let dst_in = m.destination();
+    // The type is named when the source does not say it: an unknown one fails with a bare
+    // "no such device" that otherwise points nowhere.
     let shown = || {
-        format!(
-            "mount {} on {}",
-            m.source()
-                .as_deref()
-                .map(|s| s.display().to_string())
-                .unwrap_or_else(|| typ.to_string()),
-            dst_in.display()
-        )
+        let src = m
+            .source()
+            .as_deref()
+            .map(|s| s.display().to_string())
+            .unwrap_or_else(|| typ.to_string());
+        if o.bind || src == typ {
+            format!("mount {src} on {}", dst_in.display())
+        } else {
+            format!("mount {src} (type {typ}) on {}", dst_in.display())
+        }
     };
     if dst_in.starts_with("/proc")
         && typ != "proc"

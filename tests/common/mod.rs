@@ -238,3 +238,95 @@ pub fn processes_matching(needle: &str) -> Vec<i32> {
     }
     out
 }
+
+/// What a command run with [`Ctr::spawn`] left: exit code (None if killed by a signal), and its
+/// stdout/stderr — which also hold whatever a container that inherited them wrote so far.
+#[derive(Debug)]
+pub struct Out {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A running `hookrun` whose stdout and stderr are files, not pipes: a container that inherits
+/// them (`create`, `run -d`) then cannot keep the test waiting for EOF.
+pub struct Bg {
+    pub child: std::process::Child,
+    out: tempfile::NamedTempFile,
+    err: tempfile::NamedTempFile,
+}
+
+impl Bg {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Wait up to `limit` for hookrun to exit; past it, SIGKILL this hookrun (our own child) and
+    /// panic, so a hang fails the test instead of stalling the run.
+    pub fn wait(mut self, limit: std::time::Duration) -> Out {
+        let deadline = std::time::Instant::now() + limit;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "hookrun did not finish within {limit:?}; stderr: {}",
+                    std::fs::read_to_string(self.err.path()).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        Out {
+            code: status.code(),
+            stdout: std::fs::read_to_string(self.out.path()).unwrap_or_default(),
+            stderr: std::fs::read_to_string(self.err.path()).unwrap_or_default(),
+        }
+    }
+}
+
+impl Ctr {
+    /// Start `hookrun --root ROOT ARGS…` (with `{id}` substituted) in the background, stdin
+    /// closed, stdout and stderr to files.
+    pub fn spawn(&self, args: &[&str]) -> Bg {
+        let out = tempfile::NamedTempFile::new().unwrap();
+        let err = tempfile::NamedTempFile::new().unwrap();
+        let child = Command::new(bin())
+            .arg("--root")
+            .arg(self.root.path())
+            .args(args.iter().map(|a| a.replace("{id}", &self.id)))
+            .stdin(Stdio::null())
+            .stdout(out.reopen().unwrap())
+            .stderr(err.reopen().unwrap())
+            .spawn()
+            .unwrap();
+        Bg { child, out, err }
+    }
+
+    /// `spawn` and wait (at most 20 s): for commands whose stdio a container may inherit.
+    pub fn run_files(&self, args: &[&str]) -> Out {
+        self.spawn(args).wait(std::time::Duration::from_secs(20))
+    }
+
+    /// `create` of a container that keeps running (its stdio are files); asserts success.
+    pub fn create_bg(&self, b: &Bundle) {
+        let o = self.run_files(&["create", "-b", b.path().to_str().unwrap(), "{id}"]);
+        assert_eq!(o.code, Some(0), "create failed: {}", o.stderr);
+    }
+}
+
+/// Poll `f` every 50 ms until it holds; false if it did not within `limit`.
+pub fn wait_until(limit: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if f() {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,387 @@
+//! Failure is actionable and leaves nothing behind: for each way `create` can fail, it exits
+//! non-zero within a bound with one line on stderr naming the problem, and afterwards there is no
+//! state dir, no process and no mount left from the attempt.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+/// A bundle whose entrypoint would leave a trace if it ever ran; its `$0` is the bundle path, so
+/// a leftover entrypoint is found by `processes_matching` like a leftover init is.
+fn bundle() -> Bundle {
+    let mut b = Bundle::new(&["sh"]);
+    let me = b.path().to_str().unwrap().to_string();
+    b.edit(|c| c["process"]["args"] = json!(["sh", "-c", "touch /tmp/ran; sleep 1000", me]));
+    b
+}
+
+/// `create` the bundle (after `edit`), and check the failure contract: non-zero exit, one
+/// `hookrun: …` line containing every string of `want`, and nothing left behind.
+fn fails_cleanly(name: &str, b: &Bundle, want: &[&str]) -> String {
+    let c = Ctr::new(name);
+    let bundle = b.path().to_str().unwrap();
+    let o = c
+        .spawn(&["create", "-b", bundle, "{id}"])
+        .wait(Duration::from_secs(20));
+    assert!(
+        o.code.is_some_and(|c| c != 0),
+        "{name}: create should fail, got {:?}; stderr: {}",
+        o.code,
+        o.stderr
+    );
+    let lines: Vec<&str> = o.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{name}: one line on stderr, got {:?}",
+        o.stderr
+    );
+    let line = lines[0];
+    assert!(line.starts_with("hookrun: "), "{name}: {line}");
+    for w in want {
+        assert!(line.contains(w), "{name}: {line:?} should name {w:?}");
+    }
+    assert!(o.stdout.is_empty(), "{name}: stdout {:?}", o.stdout);
+
+    // Nothing behind: no state dir, no process, no mount, and the entrypoint never ran.
+    let left: Vec<_> = std::fs::read_dir(c.root.path())
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "{name}: left {left:?} under the state root"
+    );
+    let procs = processes_matching(bundle);
+    assert!(procs.is_empty(), "{name}: processes left: {procs:?}");
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mi.lines().any(|l| l.contains(bundle)),
+        "{name}: mounts left: {mi}"
+    );
+    let ls = c.ok(&["list", "-q"]);
+    assert!(ls.is_empty(), "{name}: list shows {ls:?}");
+    assert!(
+        !b.rootfs().join("tmp/ran").exists(),
+        "{name}: entrypoint ran"
+    );
+    line.to_string()
+}
+
+fn push_mount(b: &mut Bundle, m: Value) {
+    b.edit(|c| c["mounts"].as_array_mut().unwrap().push(m));
+}
+
+#[test]
+fn unknown_namespace_type_names_the_field() {
+    if !require_root() {
+        return;
+    }
+    let mut b = bundle();
+    b.edit(|c| c["linux"]["namespaces"][0]["type"] = json!("nett"));
+    let line = fails_cleanly(
+        "nett",
+        &b,
+        &["config.json", "linux.namespaces[0].type", "nett"],
+    );
+    assert!(line.contains("unknown"), "{line}");
+}
+
+#[test]
+fn malformed_json_names_the_file_and_place() {
+    if !require_root() {
+        return;
+    }
+    let b = bundle();
+    let text = serde_json::to_string_pretty(&b.config).unwrap();
+    std::fs::write(b.path().join("config.json"), &text[..text.len() / 2]).unwrap();
+    fails_cleanly("badjson", &b, &["config.json", "line"]);
+}
+
+#[test]
+fn missing_config_json() {
+    if !require_root() {
+        return;
+    }
+    let b = bundle();
+    std::fs::remove_file(b.path().join("config.json")).unwrap();
+    fails_cleanly(
+        "noconfig",
+        &b,
+        &["config.json", "no such file or directory"],
+    );
+}
+
+#[test]
+fn missing_rootfs() {
+    if !require_root() {
+        return;
+    }
+    let mut b = bundle();
+    b.edit(|c| c["root"]["path"] = json!("no-such-rootfs"));
+    fails_cleanly(
+        "norootfs",
+        &b,
+        &["root.path", "no-such-rootfs", "no such file or directory"],
+    );
+}
+
+#[test]
+fn missing_entrypoint() {
+    if !require_root() {
+        return;
+    }
+    let mut b = bundle();
+    b.edit(|c| c["process"]["args"] = json!(["/bin/no-such-entrypoint", "x"]));
+    fails_cleanly(
+        "noentry",
+        &b,
+        &["/bin/no-such-entrypoint", "no such file or directory"],
+    );
+}
+
+#[test]
+fn missing_entrypoint_on_path() {
+    if !require_root() {
+        return;
+    }
+    let mut b = bundle();
+    b.edit(|c| c["process"]["args"] = json!(["no-such-command"]));
+    fails_cleanly(
+        "nocmd",
+        &b,
+        &["no-such-command", "no such file or directory"],
+    );
+}
+
+#[test]
+fn entrypoint_not_executable() {
+    if !require_root() {
+        return;
+    }
+    let mut b = bundle();
+    assert!(
+        b.rootfs().join("bin/notexec").is_file(),
+        "fixture has /bin/notexec"
+    );
+    b.edit(|c| c["process"]["args"] = json!(["/bin/notexec"]));
+    fails_cleanly("notexec", &b, &["/bin/notexec", "permission denied"]);
+}
+
+#[test]
+fn bind_mount_source_missing() {
+    if !require_root() {
+        return;
+    }
+    let mut b = bundle();
+    let src = b.path().join("no-such-source");
+    push_mount(
+        &mut b,
+        json!({"destination": "/data", "type": "bind", "source": src, "options": ["rbind"]}),
+    );
+    fails_cleanly(
+        "bindsrc",
+        &b,
+        &["/data", "no-such-source", "no such file or directory"],
+    );
+}
+
+/// The effective capability set of this process has CAP_SYS_RESOURCE (bit 24).
+fn have_sys_resource() -> bool {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    let eff = s
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    eff & (1 << 24) != 0
+}
+
+#[test]
+fn rlimit_above_the_hard_limit() {
+    if !require_root() {
+        return;
+    }
+    if have_sys_resource() {
+        eprintln!("skipped: with CAP_SYS_RESOURCE any hard limit can be raised");
+        return;
+    }
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills a struct we own.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    let hard = (lim.rlim_max + 1).max(1_048_576);
+    let mut b = bundle();
+    b.edit(|c| {
+        c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": hard}])
+    });
+    fails_cleanly("rlimit", &b, &["RLIMIT_NOFILE", &hard.to_string()]);
+}
+
+#[test]
+fn sysctl_that_is_not_namespaced() {
+    if !require_root() {
+        return;
+    }
+    let mut b = bundle();
+    b.edit(|c| c["linux"]["sysctl"] = json!({"vm.swappiness": "10"}));
+    fails_cleanly("sysctl", &b, &["linux.sysctl.vm.swappiness", "namespaced"]);
+}
+
+#[test]
+fn unknown_filesystem_type() {
+    if !require_root() {
+        return;
+    }
+    let mut b = bundle();
+    push_mount(
+        &mut b,
+        json!({"destination": "/x", "type": "nosuchfs", "source": "none"}),
+    );
+    fails_cleanly("nosuchfs", &b, &["/x", "nosuchfs"]);
+}
+
+#[test]
+fn hostname_without_a_uts_namespace() {
+    if !require_root() {
+        return;
+    }
+    let mut b = bundle();
+    b.edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "uts");
+        c["hostname"] = json!("web");
+    });
+    fails_cleanly("hostname", &b, &["hostname", "uts namespace"]);
+}
+
+#[test]
+fn a_file_where_a_mount_point_directory_must_go() {
+    if !require_root() {
+        return;
+    }
+    // Found only inside the init, after the namespaces and the first mounts exist.
+    let mut b = bundle();
+    push_mount(
+        &mut b,
+        json!({"destination": "/etc/passwd/sub", "type": "tmpfs", "source": "tmpfs"}),
+    );
+    fails_cleanly(
+        "fileinway",
+        &b,
+        &["mount", "/etc/passwd/sub", "not a directory"],
+    );
+}
+
+#[test]
+fn a_device_path_taken_by_a_directory() {
+    if !require_root() {
+        return;
+    }
+    // /dev/pts is a directory (the devpts mount) by the time devices are made.
+    let mut b = bundle();
+    b.edit(|c| {
+        c["linux"]["devices"] = json!([{"path": "/dev/pts", "type": "c", "major": 1, "minor": 3}])
+    });
+    fails_cleanly("devconflict", &b, &["device", "/dev/pts", "directory"]);
+}
+
+#[test]
+fn a_bind_over_proc_is_refused() {
+    if !require_root() {
+        return;
+    }
+    let mut b = bundle();
+    push_mount(
+        &mut b,
+        json!({"destination": "/proc/sys", "type": "bind", "source": "/tmp", "options": ["rbind"]}),
+    );
+    fails_cleanly("overproc", &b, &["/proc/sys", "refused"]);
+}
+
+#[test]
+fn pid_file_in_a_missing_directory() {
+    if !require_root() {
+        return;
+    }
+    // The last step of create, after the init is ready and state.json is written: all undone.
+    let b = bundle();
+    let c = Ctr::new("pidfile");
+    let bundle = b.path().to_str().unwrap();
+    let pidfile = b.path().join("no-such-dir/init.pid");
+    let o = c.run_files(&[
+        "create",
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+        "-b",
+        bundle,
+        "{id}",
+    ]);
+    assert_eq!(o.code, Some(1), "{o:?}");
+    let line = o.stderr.trim();
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(
+        line.contains("no-such-dir") && line.contains("no such file or directory"),
+        "{line}"
+    );
+    assert!(std::fs::read_dir(c.root.path()).unwrap().next().is_none());
+    assert!(processes_matching(bundle).is_empty());
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mi.contains(bundle));
+}
+
+#[test]
+fn missing_bundle_directory() {
+    if !require_root() {
+        return;
+    }
+    let b = bundle();
+    let gone = b.path().join("not-here");
+    let c = Ctr::new("nobundle");
+    let o = c.run_files(&["create", "-b", gone.to_str().unwrap(), "{id}"]);
+    assert_eq!(o.code, Some(1), "{o:?}");
+    let line = o.stderr.trim();
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(
+        line.contains("not-here") && line.contains("no such file or directory"),
+        "{line}"
+    );
+    assert!(std::fs::read_dir(c.root.path()).unwrap().next().is_none());
+}
+
+#[test]
+fn a_failed_create_does_not_block_a_good_one_with_the_same_id() {
+    if !require_root() {
+        return;
+    }
+    // After a failure inside the init, the id is free again and the root is usable.
+    let mut b = bundle();
+    b.edit(|c| c["process"]["args"] = json!(["/bin/notexec"]));
+    let c = Ctr::new("retry");
+    let o = c.run_files(&["create", "-b", b.path().to_str().unwrap(), "{id}"]);
+    assert_eq!(o.code, Some(1), "{o:?}");
+    b.edit(|c| c["process"]["args"] = json!(["sleep", "1000"]));
+    c.create_bg(&b);
+    assert_eq!(c.status(), "created");
+}
+
+#[test]
+fn run_fails_like_create_and_leaves_nothing() {
+    if !require_root() {
+        return;
+    }
+    let mut b = bundle();
+    b.edit(|c| c["process"]["args"] = json!(["/bin/no-such-entrypoint"]));
+    let c = Ctr::new("runfail");
+    let o = c.run_files(&["run", "-b", b.path().to_str().unwrap(), "{id}"]);
+    assert_ne!(o.code, Some(0), "{o:?}");
+    let lines: Vec<&str> = o.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{o:?}");
+    assert!(lines[0].contains("no such file or directory"), "{o:?}");
+    assert!(!c.state_dir().exists());
+    assert!(processes_matching(b.path().to_str().unwrap()).is_empty());
+}
