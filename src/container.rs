@@ -124,6 +124,12 @@ pub fn create(root: &Root, id: &str, opts: &CreateOpts) -> Result<Created> {
     )?;
     nix::unistd::mkfifo(&dir.fifo(), nix::sys::stat::Mode::from_bits_truncate(0o622))
         .ctx(|| format!("mkfifo {}", dir.fifo().display()))?;
+    // Writable by the container's root whoever it maps to (mkfifo's mode is cut by the umask).
+    std::fs::set_permissions(
+        dir.fifo(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o622),
+    )
+    .map_err(|e| Error::io("chmod", dir.fifo(), e))?;
     let init_opts = InitOpts {
         id: id.to_string(),
         fifo: dir.fifo(),

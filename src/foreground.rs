@@ -67,25 +67,30 @@ pub fn run(root: &Root, id: &str, opts: &CreateOpts, detach: bool, keep: bool) -
     // Orphans of a container without its own pid namespace come to us to be reaped.
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    let c = container::create(root, id, opts)?;
-    let mut st = c.state.clone();
-    let released = container::release(&c.dir, &st);
-    if let Err(e) = released {
+    let container::Created {
+        dir,
+        state: mut st,
+        child,
+    } = container::create(root, id, opts)?;
+    let released = container::release(&dir, &st).and_then(|()| {
+        st.phase = Phase::Running;
+        dir.save(&st)
+    });
+    // Other commands (state, kill, and our own delete below) may now lock the container.
+    drop(dir);
+    // The init's channel closes on execve (CLOEXEC): a message instead means the last steps
+    // (credentials, capabilities, exec) failed, and it says which.
+    let late = match child.chan.recv() {
+        Ok(Some(Msg::Error { msg })) => Some(crate::error::Error::Child(msg)),
+        _ => None,
+    };
+    if let Some(e) = late.or(released.err()) {
+        let _ = waitpid(Pid::from_raw(child.pid), None);
         let _ = container::delete(root, id, true);
         return Err(e);
     }
-    st.phase = Phase::Running;
-    c.dir.save(&st)?;
-    // The init's channel closes on execve (CLOEXEC): an error message means exec failed.
-    if let Ok(Some(Msg::Error { msg })) = c.child.chan.recv() {
-        let _ = waitpid(Pid::from_raw(c.child.pid), None);
-        drop(c.dir);
-        let _ = container::delete(root, id, true);
-        return Err(crate::error::Error::Child(msg));
-    }
-    let pid = c.child.pid;
-    let pidfd = c.child.pidfd;
-    drop(c.dir); // other commands (state, kill) may now lock the container
+    let pid = child.pid;
+    let pidfd = child.pidfd;
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).ctx(|| "signalfd")?;
     let mut kill_at: Option<Instant> = None;
     let code = loop {

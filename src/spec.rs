@@ -189,9 +189,6 @@ pub fn validate(spec: Spec, bundle: PathBuf) -> Result<Plan> {
             .iter()
             .any(|n: &Ns| n.kind == k && n.path.is_none())
     };
-    if !has(LinuxNamespaceType::Mount) {
-        return Err(field("linux.namespaces", "a mount namespace is required"));
-    }
     let maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
         || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
     if new(LinuxNamespaceType::User) {
@@ -209,13 +206,14 @@ pub fn validate(spec: Spec, bundle: PathBuf) -> Result<Plan> {
             "mappings are given but no new user namespace is requested",
         ));
     }
-    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !new(LinuxNamespaceType::Uts) {
+    // A joined uts namespace may be given a hostname too (it is the container's to set).
+    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
         return Err(field(
             "hostname",
             "setting a hostname needs a new uts namespace",
         ));
     }
-    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !new(LinuxNamespaceType::Uts) {
+    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
         return Err(field(
             "domainname",
             "setting a domainname needs a new uts namespace",
@@ -364,10 +362,6 @@ mod tests {
         let mut v = base();
         v["process"]["args"] = serde_json::json!([]);
         assert_eq!(err(v), "config.json: process.args: must not be empty");
-
-        let mut v = base();
-        v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}]);
-        assert!(err(v).contains("mount namespace is required"));
 
         let mut v = base();
         v["hostname"] = "h".into();

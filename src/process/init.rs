@@ -21,18 +21,15 @@ use crate::security::{self, Creds};
 use crate::spec::Plan;
 
 /// Entry from clone3. Reports the first failure over the channel and exits 1.
-pub fn run(plan: &Plan, opts: &InitOpts, chan: Channel, fifo: OwnedFd, hostproc: OwnedFd) -> ! {
+pub fn run(plan: &Plan, opts: &InitOpts, chan: Channel, statedir: OwnedFd) -> ! {
     // Inherited copies of the runtime's fds (the state dir lock above all) must not live on in
     // the init while it waits for `start`.
-    close_inherited(
-        opts.preserve_fds,
-        &[chan.raw(), fifo.as_raw_fd(), hostproc.as_raw_fd()],
-    );
+    close_inherited(opts.preserve_fds, &[chan.raw(), statedir.as_raw_fd()]);
     match setup(plan, opts, &chan) {
         Ok(exec) => {
             // sync 2
             let _ = chan.send(&Msg::Ready);
-            let err = finish(exec, &fifo, &hostproc, opts);
+            let err = finish(exec, &statedir, opts);
             // Past `Ready` the creator may be gone: say it on stderr too.
             let msg = err.to_string();
             if chan.send(&Msg::Error { msg: msg.clone() }).is_err() {
@@ -117,9 +114,16 @@ fn setup(plan: &Plan, opts: &InitOpts, chan: &Channel) -> Result<Exec> {
             .ctx(|| format!("set process.oomScoreAdj {adj}"))?;
     }
 
-    rootfs::prepare(plan, new_user)?;
-    rootfs::enter(plan, opts.no_pivot)?;
-    rootfs::finish(plan)?;
+    if plan.ns(T::Mount).is_some() {
+        rootfs::prepare(plan, new_user)?;
+        rootfs::enter(plan, opts.no_pivot)?;
+        rootfs::finish(plan)?;
+    } else {
+        // Without a mount namespace every mount would land in the host's table: none is made,
+        // and the rootfs is only chrooted into (as runc does).
+        nix::unistd::chroot(&plan.rootfs).ctx(|| format!("chroot {}", plan.rootfs.display()))?;
+        nix::unistd::chdir("/").ctx(|| "chdir /")?;
+    }
 
     security::set_rlimits(process)?;
     let cwd = process.cwd();
@@ -146,13 +150,12 @@ fn setup(plan: &Plan, opts: &InitOpts, chan: &Channel) -> Result<Exec> {
 }
 
 /// After sync 2: block on exec.fifo until `start`, then drop privileges and exec.
-fn finish(exec: Exec, fifo: &OwnedFd, hostproc: &OwnedFd, opts: &InitOpts) -> Error {
+fn finish(exec: Exec, statedir: &OwnedFd, opts: &InitOpts) -> Error {
     let r = (|| -> Result<std::convert::Infallible> {
-        let link = format!("self/fd/{}", fifo.as_raw_fd());
         // Opening for writing blocks until `start` opens the read end.
         let w = openat(
-            hostproc,
-            link.as_str(),
+            statedir,
+            crate::state::FIFO_FILE,
             OFlag::O_WRONLY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )

@@ -120,15 +120,15 @@ impl ForChildren {
 /// Clone the init, write its id maps, and release it (sync 1).
 pub fn spawn(plan: &Plan, opts: &InitOpts) -> Result<Child> {
     let (ours, theirs) = channel::pair()?;
-    // Opened here so the init can reach them after pivot_root: the fifo through /proc/self/fd.
-    let fifo = open(&opts.fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-        .ctx(|| format!("open {}", opts.fifo.display()))?;
-    let hostproc = open(
-        "/proc",
+    // Opened here so the init can still reach exec.fifo after pivot_root (openat on this fd;
+    // not /proc/self/fd, which a uid change inside a user namespace makes unreadable).
+    let statedir = opts.fifo.parent().unwrap_or(Path::new("/"));
+    let statedir = open(
+        statedir,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .ctx(|| "open /proc")?;
+    .ctx(|| format!("open {}", statedir.display()))?;
 
     let mut flags = CloneFlags::empty();
     for ns in plan.namespaces.iter().filter(|n| n.path.is_none()) {
@@ -156,15 +156,14 @@ pub fn spawn(plan: &Plan, opts: &InitOpts) -> Result<Child> {
     };
     if rc == 0 {
         drop(ours);
-        super::init::run(plan, opts, theirs, fifo, hostproc);
+        super::init::run(plan, opts, theirs, statedir);
     }
     let left = around.leave();
     let pid = Errno::result(rc).ctx(|| "clone3 container init")? as i32;
     // SAFETY: clone3 with CLONE_PIDFD stored a new fd we now own.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     drop(theirs);
-    drop(fifo);
-    drop(hostproc);
+    drop(statedir);
     let child = Child {
         pid,
         pidfd,
@@ -234,11 +233,5 @@ mod tests {
         let m: Vec<LinuxIdMapping> =
             serde_json::from_str(r#"[{"containerID":0,"hostID":1000,"size":1},{"containerID":1,"hostID":100000,"size":65536}]"#).unwrap();
         assert_eq!(map_text(&m), "0 1000 1\n1 100000 65536\n");
-    }
-
-    #[test]
-    fn fd_is_raw() {
-        let f = fs::File::open("/").unwrap();
-        assert!(f.as_raw_fd() >= 0);
     }
 }
