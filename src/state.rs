@@ -95,6 +95,22 @@ pub fn validate_id(id: &str) -> Result<()> {
     }
 }
 
+/// The state directory's name for an id. A file name holds at most 255 bytes but an id may have
+/// 1024, so a long id is cut and given a hash suffix (`~` never occurs in an id, so no short id
+/// can collide); the full id lives in state.json.
+pub fn dir_name(id: &str) -> String {
+    if id.len() <= 200 {
+        return id.to_string();
+    }
+    // FNV-1a, 64 bit: stable across builds, unlike std's hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{}~{h:016x}", &id[..128])
+}
+
 /// Facts about a live process, read from /proc/<pid>/stat.
 pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
     let st = procfs::process::Process::new(pid).ok()?.stat().ok()?;
@@ -129,9 +145,10 @@ impl Root {
             Err(e) => return Err(Error::io("read", &self.path, e)),
         };
         for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if validate_id(&name).is_ok() && e.path().join(STATE_FILE).exists() {
-                ids.push(name);
+            if let Ok(st) = read_state(&e.path()) {
+                if dir_name(&st.id) == e.file_name().to_string_lossy() {
+                    ids.push(st.id);
+                }
             }
         }
         ids.sort();
@@ -142,7 +159,7 @@ impl Root {
     pub fn create(&self, id: &str) -> Result<ContainerDir> {
         validate_id(id)?;
         self.ensure()?;
-        let path = self.path.join(id);
+        let path = self.path.join(dir_name(id));
         match fs::DirBuilder::new().mode(0o711).create(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -157,7 +174,7 @@ impl Root {
     /// Open and lock an existing container directory.
     pub fn open(&self, id: &str) -> Result<ContainerDir> {
         validate_id(id)?;
-        let path = self.path.join(id);
+        let path = self.path.join(dir_name(id));
         let dir = match ContainerDir::lock(id, path) {
             Err(Error::Sys {
                 errno: Errno::ENOENT,
@@ -327,6 +344,17 @@ mod tests {
             assert!(validate_id(bad).is_err(), "{bad}");
         }
         assert!(validate_id(&"a".repeat(1024)).is_ok());
+    }
+
+    #[test]
+    fn long_ids_get_short_distinct_dir_names() {
+        assert_eq!(dir_name("web"), "web");
+        let a = "a".repeat(1024);
+        let mut b = a.clone();
+        b.replace_range(1000..1001, "b");
+        assert!(dir_name(&a).len() <= 255);
+        assert_ne!(dir_name(&a), dir_name(&b));
+        assert_eq!(dir_name(&a), dir_name(&a.clone()));
     }
 
     #[test]

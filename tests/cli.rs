@@ -692,6 +692,25 @@ fn invalid_ids_are_refused_and_create_nothing() {
 }
 
 #[test]
+fn an_id_of_1024_bytes_works_through_the_whole_lifecycle() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new(&["sleep", "1000"]);
+    let mut c = Ctr::new("long");
+    c.id = format!("{}{}", c.id, "x".repeat(1024 - c.id.len()));
+    assert_eq!(c.id.len(), 1024);
+    c.create_bg(&b);
+    assert_eq!(c.status(), "created");
+    assert_eq!(c.ok(&["list", "-q"]).trim(), c.id);
+    c.ok(&["start", "{id}"]);
+    assert_eq!(c.status(), "running");
+    c.ok(&["delete", "--force", "{id}"]);
+    assert!(c.fails(&["state", "{id}"]).contains("does not exist"));
+    assert_eq!(std::fs::read_dir(c.root.path()).unwrap().count(), 0);
+}
+
+#[test]
 fn a_duplicate_id_is_refused_and_the_first_container_is_unharmed() {
     if !require_root() {
         return;
