@@ -77,6 +77,9 @@ pub struct CreateOpts {
     /// Do not create a new session keyring
     #[arg(long)]
     pub no_new_keyring: bool,
+    /// Set by a foreground `run`: it proxies the terminal itself.
+    #[arg(skip)]
+    pub foreground: bool,
 }
 
 #[derive(Debug, Subcommand)]

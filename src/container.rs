@@ -87,6 +87,8 @@ pub struct Created {
     pub dir: ContainerDir,
     pub state: State,
     pub child: Child,
+    /// The pty master, for a foreground run of a `process.terminal` container.
+    pub pty: Option<OwnedFd>,
 }
 
 /// Undo a half-made container: kill and reap the init, remove the state dir.
@@ -112,6 +114,14 @@ impl Drop for Undo {
 pub fn create(root: &Root, id: &str, opts: &CreateOpts) -> Result<Created> {
     state::validate_id(id)?;
     let plan = spec::load(&opts.bundle)?;
+    if plan.process().terminal().unwrap_or(false)
+        && opts.console_socket.is_none()
+        && !opts.foreground
+    {
+        return Err(Error::invalid(
+            "config.json: process.terminal: a detached container with a terminal needs --console-socket",
+        ));
+    }
     let dir = root.create(id)?;
     let mut undo = Undo {
         dir: Some(dir.path.clone()),
@@ -139,7 +149,11 @@ pub fn create(root: &Root, id: &str, opts: &CreateOpts) -> Result<Created> {
     };
     let child = parent::spawn(&plan, &init_opts)?;
     undo.child = Some(child.pid);
-    parent::wait_ready(&child)?; // sync 2
+    let mut pty = parent::wait_ready(&child)?; // sync 2
+    if let (Some(sock), Some(master)) = (&opts.console_socket, &pty) {
+        crate::tty::send_to_console_socket(sock, master)?;
+        pty = None;
+    }
     let pid_start = state::proc_stat(child.pid)
         .map(|s| s.1)
         .ok_or_else(|| Error::Child("container init vanished".into()))?;
@@ -171,6 +185,7 @@ pub fn create(root: &Root, id: &str, opts: &CreateOpts) -> Result<Created> {
         dir,
         state: st,
         child,
+        pty,
     })
 }
 

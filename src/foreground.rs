@@ -2,7 +2,7 @@
 //! sequence on SIGTERM/SIGINT, reap, return the container's exit status, delete unless --keep.
 //! runs in: the runtime (`run`), which stays the init's parent.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -17,6 +17,7 @@ use crate::container::{self, pidfd_signal};
 use crate::error::{Ctx, Result};
 use crate::process::channel::Msg;
 use crate::state::{Phase, Root};
+use crate::tty;
 
 /// Signals the foreground runtime handles itself instead of dying of them.
 fn handled() -> SigSet {
@@ -67,11 +68,14 @@ pub fn run(root: &Root, id: &str, opts: &CreateOpts, detach: bool, keep: bool) -
     // Orphans of a container without its own pid namespace come to us to be reaped.
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let mut opts = opts.clone();
+    opts.foreground = true;
     let container::Created {
         dir,
         state: mut st,
         child,
-    } = container::create(root, id, opts)?;
+        pty,
+    } = container::create(root, id, &opts)?;
     let released = container::release(&dir, &st).and_then(|()| {
         st.phase = Phase::Running;
         dir.save(&st)
@@ -93,6 +97,14 @@ pub fn run(root: &Root, id: &str, opts: &CreateOpts, detach: bool, keep: bool) -
     let pidfd = child.pidfd;
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).ctx(|| "signalfd")?;
     let mut kill_at: Option<Instant> = None;
+    // With a terminal: our stdin (raw) → pty master → our stdout.
+    let _raw = pty.as_ref().map(|m| {
+        tty::set_nonblocking(m);
+        tty::copy_winsize(m);
+        tty::RawMode::enter()
+    });
+    let mut master = pty;
+    let mut input = master.as_ref().and_then(|_| tty::dup_stdin());
     let code = loop {
         let timeout = match kill_at {
             None => PollTimeout::NONE,
@@ -103,8 +115,30 @@ pub fn run(root: &Root, id: &str, opts: &CreateOpts, detach: bool, keep: bool) -
             )
             .unwrap_or(PollTimeout::ZERO),
         };
-        let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, timeout) {
+        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        if let Some(m) = &master {
+            fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
+        }
+        if let Some(i) = &input {
+            fds.push(PollFd::new(i.as_fd(), PollFlags::POLLIN));
+        }
+        let r = poll(&mut fds, timeout);
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        if let Some(m) = &master {
+            if ready[1] && !tty::pump(m, 1, false) {
+                master = None;
+            }
+        }
+        if let (Some(i), Some(m)) = (&input, &master) {
+            if ready[ready.len() - 1] && !tty::pump(i, m.as_raw_fd(), true) {
+                input = None;
+            }
+        }
+        match r {
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(crate::error::Error::sys("poll", e)),
             Ok(0) => {
@@ -114,6 +148,9 @@ pub fn run(root: &Root, id: &str, opts: &CreateOpts, detach: bool, keep: bool) -
                 continue;
             }
             Ok(_) => {}
+        }
+        if !ready[0] {
+            continue;
         }
         let Ok(Some(info)) = sfd.read_signal() else {
             continue;
@@ -139,10 +176,18 @@ pub fn run(root: &Root, id: &str, opts: &CreateOpts, detach: bool, keep: bool) -
                 .unwrap_or(container::DEFAULT_GRACE);
             let _ = pidfd_signal(&pidfd, libc::SIGTERM);
             kill_at = Some(Instant::now() + Duration::from_secs(grace));
+        } else if sig == libc::SIGWINCH && master.is_some() {
+            // The kernel tells the container's foreground group itself.
+            if let Some(m) = &master {
+                tty::copy_winsize(m);
+            }
         } else {
             let _ = pidfd_signal(&pidfd, sig);
         }
     };
+    if let Some(m) = &master {
+        tty::pump(m, 1, false);
+    }
     if !keep {
         let _ = container::delete(root, id, true);
     }

@@ -1,6 +1,8 @@
 //! hookrun: an OCI runtime with runc's command line that also runs Kubernetes-style lifecycle
 //! hooks. `main.rs` only parses and dispatches; everything lives here so tests can call it.
 
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod cli;
 pub mod container;
 pub mod error;
@@ -11,6 +13,7 @@ pub mod rootfs;
 pub mod security;
 pub mod spec;
 pub mod state;
+pub mod tty;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const OCI_VERSION: &str = "1.2.0";

@@ -19,9 +19,13 @@
 //! A child that dies without a message shows up as EOF on the runtime's end (the init's copy of
 //! the socket is its only one), so the runtime never hangs on a dead child.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{
+    recvmsg, send, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned,
+    MsgFlags, SockFlag, SockType, UnixAddr,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Ctx, Error, Result};
@@ -30,6 +34,9 @@ use crate::error::{Ctx, Error, Result};
 pub enum Msg {
     /// sync 1: the parent has done its part (id maps, cgroup); the init may set itself up.
     Go,
+    /// The pty master of a `process.terminal` container, passed as SCM_RIGHTS (just before
+    /// sync 2); the runtime hands it to `--console-socket` or proxies it in a foreground run.
+    Pty,
     /// sync 2: the init is set up and about to block on exec.fifo.
     Ready,
     /// The init failed; `msg` names the step and the cause.
@@ -59,11 +66,26 @@ impl Channel {
         Ok(())
     }
 
+    /// Send a message with an fd attached (SCM_RIGHTS).
+    pub fn send_fd(&self, m: &Msg, fd: RawFd) -> Result<()> {
+        send_with_fd(
+            self.fd.as_raw_fd(),
+            &serde_json::to_vec(m).expect("msg serialises"),
+            fd,
+        )
+        .ctx(|| "send fd to init channel")
+    }
+
     /// The next message, or `None` when the other end is gone.
     pub fn recv(&self) -> Result<Option<Msg>> {
+        Ok(self.recv_fd()?.map(|(m, _)| m))
+    }
+
+    /// The next message and the fd sent with it, if any.
+    pub fn recv_fd(&self) -> Result<Option<(Msg, Option<OwnedFd>)>> {
         let mut buf = vec![0u8; 64 * 1024];
-        let n = loop {
-            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+        let (n, fd) = loop {
+            match recv_with_fd(self.fd.as_raw_fd(), &mut buf) {
                 Err(nix::errno::Errno::EINTR) => continue,
                 r => break r.ctx(|| "receive from init channel")?,
             }
@@ -72,13 +94,37 @@ impl Channel {
             return Ok(None);
         }
         serde_json::from_slice(&buf[..n])
-            .map(Some)
+            .map(|m| Some((m, fd)))
             .map_err(|e| Error::Child(format!("bad message on init channel: {e}")))
     }
 
     pub fn raw(&self) -> i32 {
         self.fd.as_raw_fd()
     }
+}
+
+/// One datagram carrying `data` and one fd.
+pub fn send_with_fd(sock: RawFd, data: &[u8], fd: RawFd) -> nix::Result<()> {
+    let iov = [IoSlice::new(data)];
+    let fds = [fd];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    sendmsg::<UnixAddr>(sock, &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None).map(drop)
+}
+
+/// One datagram into `buf`: its length and the first fd that came with it (others are closed).
+pub fn recv_with_fd(sock: RawFd, buf: &mut [u8]) -> nix::Result<(usize, Option<OwnedFd>)> {
+    let mut iov = [IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!([RawFd; 4]);
+    let msg = recvmsg::<UnixAddr>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
+    let mut got: Vec<OwnedFd> = Vec::new();
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: the kernel installed these fds in our table for us to own.
+            got.extend(fds.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
+        }
+    }
+    let n = msg.bytes;
+    Ok((n, got.into_iter().next()))
 }
 
 #[cfg(test)]
@@ -100,6 +146,13 @@ mod tests {
                 msg: "mount proc on /proc: permission denied".into()
             })
         );
+        let f = std::fs::File::open("/dev/null").unwrap();
+        b.send_fd(&Msg::Pty, f.as_raw_fd()).unwrap();
+        let (m, fd) = a.recv_fd().unwrap().unwrap();
+        assert_eq!(m, Msg::Pty);
+        let fd = fd.expect("fd passed");
+        let target = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+        assert_eq!(target, std::path::Path::new("/dev/null"));
         drop(b);
         assert_eq!(a.recv().unwrap(), None);
     }

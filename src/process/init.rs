@@ -144,6 +144,15 @@ fn setup(plan: &Plan, opts: &InitOpts, chan: &Channel) -> Result<Exec> {
         creds,
         umask: process.user().umask().unwrap_or(0o022),
     };
+    if process.terminal().unwrap_or(false) {
+        // Made here, after pivot_root, so the slave is in the container's own devpts.
+        let size = process
+            .console_size()
+            .as_ref()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        let master = crate::tty::open_pty(size, exec.creds.uid, exec.creds.gid)?;
+        chan.send_fd(&Msg::Pty, master.as_raw_fd())?;
+    }
     // SAFETY: as above; from here on the init outlives `create`.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
     Ok(exec)

@@ -208,8 +208,19 @@ pub fn write_id_maps(
 }
 
 /// Wait until the init reports it is set up (sync 2), turning a failure into the init's message.
-pub fn wait_ready(child: &Child) -> Result<()> {
-    match child.chan.recv()? {
+/// Returns the pty master when the init made one (`process.terminal`).
+pub fn wait_ready(child: &Child) -> Result<Option<OwnedFd>> {
+    let mut pty = None;
+    loop {
+        match child.chan.recv_fd()? {
+            Some((Msg::Pty, fd)) => pty = fd,
+            m => return ready_or_error(child, m.map(|(m, _)| m)).map(|()| pty),
+        }
+    }
+}
+
+fn ready_or_error(child: &Child, m: Option<Msg>) -> Result<()> {
+    match m {
         Some(Msg::Ready) => Ok(()),
         Some(Msg::Error { msg }) => Err(Error::Child(msg)),
         Some(m) => Err(Error::Child(format!("unexpected message from init: {m:?}"))),
