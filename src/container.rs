@@ -149,7 +149,18 @@ pub fn create(root: &Root, id: &str, opts: &CreateOpts) -> Result<Created> {
     };
     let child = parent::spawn(&plan, &init_opts)?;
     undo.child = Some(child.pid);
-    let mut pty = parent::wait_ready(&child)?; // sync 2
+    let annotations = plan.spec.annotations().clone().unwrap_or_default();
+    let mut create_hooks = || -> Result<()> {
+        use crate::hooks::oci::{hooks, run_all, state_doc, Kind};
+        let st = state_doc(id, "creating", child.pid, &plan.bundle, &annotations);
+        run_all(Kind::Prestart, &hooks(&plan.spec, Kind::Prestart), &st)?;
+        run_all(
+            Kind::CreateRuntime,
+            &hooks(&plan.spec, Kind::CreateRuntime),
+            &st,
+        )
+    };
+    let mut pty = parent::wait_ready(&child, &mut create_hooks)?; // sync 2
     if let (Some(sock), Some(master)) = (&opts.console_socket, &pty) {
         crate::tty::send_to_console_socket(sock, master)?;
         pty = None;
@@ -304,7 +315,49 @@ pub fn release(dir: &ContainerDir, st: &State) -> Result<()> {
         }
     }
     let _ = std::fs::remove_file(dir.fifo());
+    // The init keeps its end open until execve: read on to EOF; text means the last steps
+    // (startContainer hooks, credentials, exec) failed.
+    let mut late = Vec::new();
+    loop {
+        let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(Errno::EINTR) => continue,
+            r => {
+                r.ctx(|| "wait for container init")?;
+            }
+        }
+        let mut b = [0u8; 4096];
+        match nix::unistd::read(&fifo, &mut b) {
+            Ok(0) => break,
+            Ok(n) => late.extend_from_slice(&b[..n]),
+            Err(Errno::EAGAIN) | Err(Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    if !late.is_empty() {
+        return Err(Error::Child(String::from_utf8_lossy(&late).into_owned()));
+    }
     Ok(())
+}
+
+/// The config saved at create (the bundle may have changed since).
+pub fn saved_spec(dir: &ContainerDir) -> Option<oci_spec::runtime::Spec> {
+    spec::parse(&std::fs::read(dir.file(state::CONFIG_FILE)).ok()?).ok()
+}
+
+/// Run poststart or poststop hooks: failures are logged, never fatal (runtime spec).
+pub fn run_late_hooks(dir: &ContainerDir, st: &State, kind: crate::hooks::oci::Kind, status: &str) {
+    use crate::hooks::oci::{hooks, run_all, state_doc};
+    let Some(spec) = saved_spec(dir) else { return };
+    let hs = hooks(&spec, kind);
+    if hs.is_empty() {
+        return;
+    }
+    let doc = state_doc(&st.id, status, st.pid, &st.bundle, &st.annotations);
+    if let Err(e) = run_all(kind, &hs, &doc) {
+        crate::log::warn(e.to_string());
+        eprintln!("hookrun: warning: {e}");
+    }
 }
 
 fn not_created(dir: &ContainerDir, st: &State) -> Error {
@@ -333,7 +386,9 @@ pub fn start(root: &Root, id: &str) -> Result<()> {
     }
     release(&dir, &st)?;
     st.phase = Phase::Running;
-    dir.save(&st)
+    dir.save(&st)?;
+    run_late_hooks(&dir, &st, crate::hooks::oci::Kind::Poststart, "running");
+    Ok(())
 }
 
 /// The OCI state document, plus hookrun's `created`, `rootfs`, `owner` and `phase`.
@@ -515,6 +570,7 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
             })
         }
     }
+    run_late_hooks(&dir, &st, crate::hooks::oci::Kind::Poststop, "stopped");
     dir.remove()
 }
 
@@ -556,7 +612,7 @@ pub fn features() -> serde_json::Value {
     serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": crate::OCI_VERSION,
-        "hooks": [],
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": [
             "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "mand",
             "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime", "nostrictatime",

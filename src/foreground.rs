@@ -59,6 +59,7 @@ pub fn run(root: &Root, id: &str, opts: &CreateOpts, detach: bool, keep: bool) -
         container::release(&c.dir, &st)?;
         st.phase = Phase::Running;
         c.dir.save(&st)?;
+        container::run_late_hooks(&c.dir, &st, crate::hooks::oci::Kind::Poststart, "running");
         return Ok(0);
     }
     // Blocked before the clone so no signal is lost before the signalfd exists; the init
@@ -78,7 +79,9 @@ pub fn run(root: &Root, id: &str, opts: &CreateOpts, detach: bool, keep: bool) -
     } = container::create(root, id, &opts)?;
     let released = container::release(&dir, &st).and_then(|()| {
         st.phase = Phase::Running;
-        dir.save(&st)
+        dir.save(&st)?;
+        container::run_late_hooks(&dir, &st, crate::hooks::oci::Kind::Poststart, "running");
+        Ok(())
     });
     // Other commands (state, kill, and our own delete below) may now lock the container.
     drop(dir);

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod container;
 pub mod error;
 pub mod foreground;
+pub mod hooks;
 pub mod log;
 pub mod process;
 pub mod rootfs;

@@ -8,13 +8,21 @@
 //!  [new userns] write setgroups/uid_map/gid_map
 //!  sync 1: Msg::Go ───────────────────────────▶  setns(joined ns), unshare(cgroup ns),
 //!                                                hostname, lo up, keyring, oom_score_adj,
-//!                                                mounts, /dev, pivot_root, sysctl,
+//!                                                mounts, /dev
+//!  [only when the config has create-time hooks]
+//!                     ◀─────────────────────────  sync 2a: Msg::Mounted
+//!  prestart, createRuntime hooks
+//!  sync 2b: Msg::HooksDone ───────────────────▶  createContainer hooks
+//!                                                pivot_root, sysctl,
 //!                                                masked/readonly paths, rlimits, cwd,
 //!                                                entrypoint lookup
 //!                     ◀─────────────────────────  sync 2: Msg::Ready   (or Msg::Error{msg})
 //!  write pid file, state.json; exit             open exec.fifo for writing: blocks
 //!                                                until `start` reads it, then
-//!                                                uid/gid, caps, no_new_privs, execve
+//!                                                startContainer hooks, uid/gid, caps,
+//!                                                no_new_privs, execve
+//!  (`start` reads exec.fifo to EOF: the write end closes on execve; anything written
+//!   before that is the error of those last steps)
 //! ```
 //! A child that dies without a message shows up as EOF on the runtime's end (the init's copy of
 //! the socket is its only one), so the runtime never hangs on a dead child.
@@ -32,8 +40,14 @@ use crate::error::{Ctx, Error, Result};
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub enum Msg {
+    /// The init's pid as the runtime sees it (sent right after clone; hooks' state needs it).
+    Pid { pid: i32 },
     /// sync 1: the parent has done its part (id maps, cgroup); the init may set itself up.
     Go,
+    /// sync 2a: mounts are made, pivot_root not yet: run prestart and createRuntime hooks.
+    Mounted,
+    /// sync 2b: those hooks succeeded; the init runs createContainer hooks and goes on.
+    HooksDone,
     /// The pty master of a `process.terminal` container, passed as SCM_RIGHTS (just before
     /// sync 2); the runtime hands it to `--console-socket` or proxies it in a foreground run.
     Pty,

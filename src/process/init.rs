@@ -53,6 +53,9 @@ struct Exec {
     env: Vec<CString>,
     creds: Creds,
     umask: u32,
+    /// startContainer hooks and the state document they read.
+    start_hooks: Vec<oci_spec::runtime::Hook>,
+    start_state: String,
 }
 
 fn setup(plan: &Plan, opts: &InitOpts, chan: &Channel) -> Result<Exec> {
@@ -62,6 +65,14 @@ fn setup(plan: &Plan, opts: &InitOpts, chan: &Channel) -> Result<Exec> {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
 
+    let host_pid = match chan.recv()? {
+        Some(Msg::Pid { pid }) => pid,
+        m => {
+            return Err(Error::Child(format!(
+                "unexpected message from runtime: {m:?}"
+            )))
+        }
+    };
     // sync 1: id maps written, cgroup joined.
     match chan.recv()? {
         Some(Msg::Go) => {}
@@ -114,8 +125,12 @@ fn setup(plan: &Plan, opts: &InitOpts, chan: &Channel) -> Result<Exec> {
             .ctx(|| format!("set process.oomScoreAdj {adj}"))?;
     }
 
-    if plan.ns(T::Mount).is_some() {
+    let mount_ns = plan.ns(T::Mount).is_some();
+    if mount_ns {
         rootfs::prepare(plan, new_user)?;
+    }
+    create_hooks(plan, opts, chan, host_pid)?;
+    if mount_ns {
         rootfs::enter(plan, opts.no_pivot)?;
         rootfs::finish(plan)?;
     } else {
@@ -143,6 +158,14 @@ fn setup(plan: &Plan, opts: &InitOpts, chan: &Channel) -> Result<Exec> {
         env: security::exec_env(plan.env(), creds.uid),
         creds,
         umask: process.user().umask().unwrap_or(0o022),
+        start_hooks: crate::hooks::oci::hooks(&plan.spec, crate::hooks::oci::Kind::StartContainer),
+        start_state: crate::hooks::oci::state_doc(
+            &opts.id,
+            "created",
+            host_pid,
+            &plan.bundle,
+            &plan.spec.annotations().clone().unwrap_or_default(),
+        ),
     };
     if process.terminal().unwrap_or(false) {
         // Made here, after pivot_root, so the slave is in the container's own devpts.
@@ -158,8 +181,35 @@ fn setup(plan: &Plan, opts: &InitOpts, chan: &Channel) -> Result<Exec> {
     Ok(exec)
 }
 
+/// sync 2a/2b when the config has create-time hooks, then createContainer hooks here, in the
+/// container's namespaces but before pivot_root (their paths resolve as the runtime sees them).
+fn create_hooks(plan: &Plan, opts: &InitOpts, chan: &Channel, host_pid: i32) -> Result<()> {
+    use crate::hooks::oci::{hooks, run_all, state_doc, Kind};
+    let runtime_side = !hooks(&plan.spec, Kind::Prestart).is_empty()
+        || !hooks(&plan.spec, Kind::CreateRuntime).is_empty();
+    if runtime_side {
+        chan.send(&Msg::Mounted)?;
+        match chan.recv()? {
+            Some(Msg::HooksDone) => {}
+            m => {
+                return Err(Error::Child(format!(
+                    "unexpected message from runtime: {m:?}"
+                )))
+            }
+        }
+    }
+    let cc = hooks(&plan.spec, Kind::CreateContainer);
+    if !cc.is_empty() {
+        let annotations = plan.spec.annotations().clone().unwrap_or_default();
+        let st = state_doc(&opts.id, "creating", host_pid, &plan.bundle, &annotations);
+        run_all(Kind::CreateContainer, &cc, &st)?;
+    }
+    Ok(())
+}
+
 /// After sync 2: block on exec.fifo until `start`, then drop privileges and exec.
 fn finish(exec: Exec, statedir: &OwnedFd, opts: &InitOpts) -> Error {
+    let mut fifo: Option<OwnedFd> = None;
     let r = (|| -> Result<std::convert::Infallible> {
         // Opening for writing blocks until `start` opens the read end.
         let w = openat(
@@ -170,7 +220,14 @@ fn finish(exec: Exec, statedir: &OwnedFd, opts: &InitOpts) -> Error {
         )
         .ctx(|| "open exec.fifo")?;
         nix::unistd::write(&w, b"0").ctx(|| "write exec.fifo")?;
-        drop(w);
+        // Kept open (close-on-exec) until execve: `start` reads on to EOF, so a failure of the
+        // steps below, written here, reaches it.
+        fifo = Some(w);
+        crate::hooks::oci::run_all(
+            crate::hooks::oci::Kind::StartContainer,
+            &exec.start_hooks,
+            &exec.start_state,
+        )?;
         nix::sys::stat::umask(Mode::from_bits_truncate(exec.umask));
         security::close_fds_on_exec(opts.preserve_fds)?;
         exec.creds.apply()?;
@@ -180,10 +237,14 @@ fn finish(exec: Exec, statedir: &OwnedFd, opts: &InitOpts) -> Error {
             e,
         ))
     })();
-    match r {
+    let e = match r {
         Err(e) => e,
         Ok(never) => match never {},
+    };
+    if let Some(w) = &fifo {
+        let _ = nix::unistd::write(w, e.to_string().as_bytes());
     }
+    e
 }
 
 fn close_inherited(preserve: u32, keep: &[i32]) {

@@ -170,6 +170,7 @@ pub fn spawn(plan: &Plan, opts: &InitOpts) -> Result<Child> {
         chan: ours,
     };
     left?;
+    child.chan.send(&Msg::Pid { pid })?;
     if plan.new_ns(T::User) {
         let l = plan.linux();
         write_id_maps(
@@ -209,11 +210,19 @@ pub fn write_id_maps(
 
 /// Wait until the init reports it is set up (sync 2), turning a failure into the init's message.
 /// Returns the pty master when the init made one (`process.terminal`).
-pub fn wait_ready(child: &Child) -> Result<Option<OwnedFd>> {
+/// `on_mounted` runs the runtime's create-time hooks at sync 2a.
+pub fn wait_ready(
+    child: &Child,
+    on_mounted: &mut dyn FnMut() -> Result<()>,
+) -> Result<Option<OwnedFd>> {
     let mut pty = None;
     loop {
         match child.chan.recv_fd()? {
             Some((Msg::Pty, fd)) => pty = fd,
+            Some((Msg::Mounted, _)) => {
+                on_mounted()?;
+                child.chan.send(&Msg::HooksDone)?; // sync 2b
+            }
             m => return ready_or_error(child, m.map(|(m, _)| m)).map(|()| pty),
         }
     }

@@ -1,0 +1,3 @@
+//! The two hook systems, kept apart: OCI hooks (config.json `hooks`, run by the runtime at fixed
+//! lifecycle points) and, later, Kubernetes-style lifecycle hooks.
+pub mod oci;

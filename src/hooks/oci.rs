@@ -1,0 +1,201 @@
+//! The six OCI hooks: prestart, createRuntime (runtime namespace, during create),
+//! createContainer (container namespaces, before pivot_root), startContainer (container, just
+//! before exec), poststart (runtime, in start), poststop (runtime, in delete). Each gets the
+//! state JSON on stdin, its own `env`, and is killed after `timeout` seconds.
+//! runs in: the runtime (prestart, createRuntime, poststart, poststop) and the container init
+//! (createContainer, startContainer).
+
+use std::io::Write;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::{Hook, Hooks};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Prestart,
+    CreateRuntime,
+    CreateContainer,
+    StartContainer,
+    Poststart,
+    Poststop,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Prestart => "prestart",
+            Kind::CreateRuntime => "createRuntime",
+            Kind::CreateContainer => "createContainer",
+            Kind::StartContainer => "startContainer",
+            Kind::Poststart => "poststart",
+            Kind::Poststop => "poststop",
+        }
+    }
+
+    pub fn of(self, h: &Hooks) -> Vec<Hook> {
+        #[allow(deprecated)]
+        let v = match self {
+            Kind::Prestart => h.prestart(),
+            Kind::CreateRuntime => h.create_runtime(),
+            Kind::CreateContainer => h.create_container(),
+            Kind::StartContainer => h.start_container(),
+            Kind::Poststart => h.poststart(),
+            Kind::Poststop => h.poststop(),
+        };
+        v.clone().unwrap_or_default()
+    }
+}
+
+/// The hooks of `kind` in the config, if any.
+pub fn hooks(spec: &oci_spec::runtime::Spec, kind: Kind) -> Vec<Hook> {
+    spec.hooks()
+        .as_ref()
+        .map(|h| kind.of(h))
+        .unwrap_or_default()
+}
+
+/// The state document a hook reads on stdin.
+pub fn state_doc(
+    id: &str,
+    status: &str,
+    pid: i32,
+    bundle: &std::path::Path,
+    annotations: &std::collections::HashMap<String, String>,
+) -> String {
+    serde_json::json!({
+        "ociVersion": crate::OCI_VERSION,
+        "id": id,
+        "status": status,
+        "pid": pid,
+        "bundle": bundle,
+        "annotations": annotations,
+    })
+    .to_string()
+}
+
+/// Run every hook of `kind` in order; the first failure is returned, naming the kind and index.
+pub fn run_all(kind: Kind, hooks: &[Hook], state: &str) -> Result<()> {
+    for (i, h) in hooks.iter().enumerate() {
+        run_one(h, state).map_err(|e| {
+            Error::Child(format!(
+                "{} hook #{i} ({}): {e}",
+                kind.name(),
+                h.path().display()
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+fn run_one(h: &Hook, state: &str) -> std::result::Result<(), String> {
+    let args = h.args().clone().unwrap_or_default();
+    let mut cmd = Command::new(h.path());
+    if let Some(a0) = args.first() {
+        cmd.arg0(a0);
+    }
+    cmd.args(args.iter().skip(1))
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for kv in h.env().iter().flatten() {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| crate::error::Error::io("exec", h.path(), e).to_string())?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that does not read its stdin is fine: ignore EPIPE.
+        let _ = stdin.write_all(state.as_bytes());
+    }
+    let deadline = h
+        .timeout()
+        .map(|t| Instant::now() + Duration::from_secs(t.max(0) as u64));
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("timed out after {}s", h.timeout().unwrap_or(0)));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let mut text = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    if text.is_empty() {
+        text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    }
+    let how = match (out.status.code(), out.status.signal()) {
+        (Some(c), _) => format!("exit status {c}"),
+        (_, Some(s)) => format!("killed by signal {s}"),
+        _ => "failed".to_string(),
+    };
+    Err(if text.is_empty() {
+        how
+    } else {
+        format!("{how}: {text}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(json: serde_json::Value) -> Hook {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn state_goes_to_stdin_and_env_is_the_hooks_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let h = hook(serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("cat > {}; echo \"$X\" >> {}", out.display(), out.display())],
+            "env": ["X=from-env"]
+        }));
+        run_all(Kind::Poststart, &[h], "{\"id\":\"c\"}").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "{\"id\":\"c\"}from-env\n"
+        );
+    }
+
+    #[test]
+    fn failures_name_kind_index_and_output() {
+        let ok = hook(serde_json::json!({"path": "/bin/true"}));
+        let bad = hook(
+            serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", "echo nope >&2; exit 3"]}),
+        );
+        let e = run_all(Kind::CreateRuntime, &[ok, bad], "{}")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "createRuntime hook #1 (/bin/sh): exit status 3: nope");
+        let slow =
+            hook(serde_json::json!({"path": "/bin/sleep", "args": ["sleep", "5"], "timeout": 1}));
+        let t = Instant::now();
+        let e = run_all(Kind::Prestart, &[slow], "{}")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("timed out after 1s"), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(4));
+        let missing = hook(serde_json::json!({"path": "/no/such/hook"}));
+        let e = run_all(Kind::Poststop, &[missing], "{}")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no such file or directory"), "{e}");
+    }
+}

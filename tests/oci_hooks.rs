@@ -1,0 +1,189 @@
+//! The six OCI hooks with real containers: order, namespaces, state on stdin, env, timeouts,
+//! and which failures abort and which only warn.
+mod common;
+use common::*;
+
+use serde_json::{json, Value};
+use std::path::Path;
+
+/// A hook that appends "<name> <state json>" (and the mount ns it ran in) to `log`.
+fn logging_hook(name: &str, log: &Path) -> Value {
+    json!({
+        "path": "/bin/sh",
+        "args": ["sh", "-c", format!("read -r s; echo \"{name} $(readlink /proc/self/ns/mnt) $s\" >> {}", log.display())],
+    })
+}
+
+fn lines(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn all_six_run_in_order_with_state_on_stdin() {
+    if !require_root() {
+        return;
+    }
+    let logdir = tempfile::tempdir().unwrap();
+    let log = logdir.path().join("hooks.log");
+    let mut b = Bundle::new(&["/bin/sh", "-c", "cat /started; echo ran >> /entry"]);
+    b.edit(|c| {
+        c["hooks"] = json!({
+            "prestart": [logging_hook("prestart", &log)],
+            "createRuntime": [logging_hook("createRuntime", &log)],
+            "createContainer": [logging_hook("createContainer", &log)],
+            // after pivot_root: its path and its writes are the container's
+            "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "read -r s; echo \"$s\" > /started; echo env=$HOOKVAR >> /started"], "env": ["HOOKVAR=set"]}],
+            "poststart": [logging_hook("poststart", &log)],
+            "poststop": [logging_hook("poststop", &log)],
+        });
+    });
+    let c = Ctr::new("hooks");
+    let (code, out, err) = c.run_fg(&b);
+    assert_eq!(code, 0, "{err}");
+    let host_mnt = std::fs::read_link("/proc/self/ns/mnt").unwrap();
+    let got = lines(&log);
+    let names: Vec<&str> = got.iter().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "poststart",
+            "poststop"
+        ]
+    );
+    let status = |i: usize| -> (String, String, Value) {
+        let mut it = got[i].splitn(3, ' ');
+        let (name, ns, st) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
+        (
+            name.to_string(),
+            ns.to_string(),
+            serde_json::from_str(st).unwrap(),
+        )
+    };
+    for (i, want_status, in_runtime_ns) in [
+        (0, "creating", true),
+        (1, "creating", true),
+        (2, "creating", false),
+        (3, "running", true),
+        (4, "stopped", true),
+    ] {
+        let (name, ns, st) = status(i);
+        assert_eq!(st["status"], want_status, "{name}");
+        assert_eq!(st["id"], c.id.as_str(), "{name}");
+        assert!(st["pid"].as_i64().unwrap() > 0, "{name}");
+        assert_eq!(
+            ns == host_mnt.to_str().unwrap(),
+            in_runtime_ns,
+            "{name} ran in the wrong mount namespace"
+        );
+    }
+    // startContainer ran inside the container, before the entrypoint, with its own env
+    let started: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(started["status"], "created");
+    assert!(out.contains("env=set"), "{out}");
+}
+
+#[test]
+fn a_failing_create_time_hook_aborts_create_and_leaves_nothing() {
+    if !require_root() {
+        return;
+    }
+    for kind in ["prestart", "createRuntime", "createContainer"] {
+        let mut b = Bundle::new(&["/bin/sh", "-c", "touch /ran"]);
+        b.edit(|c| {
+            c["hooks"] = json!({kind: [
+                {"path": "/bin/true"},
+                {"path": "/bin/sh", "args": ["sh", "-c", "echo broken >&2; exit 2"]}
+            ]});
+        });
+        let c = Ctr::new("hookfail");
+        let err = c.fails(&["create", "-b", b.path().to_str().unwrap(), "{id}"]);
+        assert!(
+            err.contains(&format!("{kind} hook #1 (/bin/sh): exit status 2: broken")),
+            "{kind}: {err}"
+        );
+        assert!(!c.state_dir().exists(), "{kind}: state dir left");
+        assert!(processes_matching(b.path().to_str().unwrap()).is_empty());
+        assert!(!b.rootfs().join("ran").exists());
+    }
+}
+
+#[test]
+fn a_failing_start_container_hook_fails_start_and_the_entrypoint_never_runs() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new(&["/bin/sh", "-c", "touch /ran"]);
+    b.edit(|c| {
+        c["hooks"] =
+            json!({"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 5"]}]});
+    });
+    let c = Ctr::new("startfail");
+    c.create_bg(&b);
+    let err = c.fails(&["start", "{id}"]);
+    assert!(
+        err.contains("startContainer hook #0 (/bin/sh): exit status 5"),
+        "{err}"
+    );
+    c.wait_status("stopped");
+    assert!(!b.rootfs().join("ran").exists());
+}
+
+#[test]
+fn poststart_and_poststop_failures_only_warn() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new(&["sleep", "1000"]);
+    b.edit(|c| {
+        c["hooks"] = json!({
+            "poststart": [{"path": "/bin/false"}],
+            "poststop": [{"path": "/bin/false"}],
+        });
+    });
+    let c = Ctr::new("latefail");
+    c.create_bg(&b);
+    let o = c.run_files(&["start", "{id}"]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("warning: poststart hook #0"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(c.status(), "running");
+    let o = c.run_files(&["delete", "--force", "{id}"]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("warning: poststop hook #0"),
+        "{}",
+        o.stderr
+    );
+    assert!(!c.state_dir().exists());
+}
+
+#[test]
+fn a_hook_past_its_timeout_is_killed_and_fails_create() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new(&["/bin/true"]);
+    b.edit(|c| {
+        c["hooks"] = json!({"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}]});
+    });
+    let c = Ctr::new("hooktimeout");
+    let t = std::time::Instant::now();
+    let err = c.fails(&["create", "-b", b.path().to_str().unwrap(), "{id}"]);
+    assert!(
+        err.contains("createRuntime hook #0 (/bin/sleep): timed out after 1s"),
+        "{err}"
+    );
+    assert!(t.elapsed() < std::time::Duration::from_secs(15));
+    assert!(!c.state_dir().exists());
+    assert!(processes_matching("sleep 30").is_empty());
+}
