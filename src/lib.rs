@@ -11,6 +11,7 @@ pub mod hooks;
 pub mod log;
 pub mod process;
 pub mod rootfs;
+pub mod seccomp;
 pub mod security;
 pub mod spec;
 pub mod state;

@@ -101,7 +101,7 @@ fn cap_set(set: &Option<oci_spec::runtime::Capabilities>) -> Result<HashSet<Cap>
 
 /// The credentials and capabilities of the container process, applied in the order the kernel
 /// needs: bounding set (needs CAP_SETPCAP) → groups/gid/uid with KEEPCAPS → capability sets →
-/// ambient → no_new_privs.
+/// ambient → no_new_privs, with the seccomp filter loaded where its no_new_privs setting allows.
 pub struct Creds {
     pub uid: u32,
     pub gid: u32,
@@ -109,6 +109,8 @@ pub struct Creds {
     pub set_groups: bool,
     pub caps: Option<[HashSet<Cap>; 5]>,
     pub no_new_privs: bool,
+    /// Loaded by `apply`, at the point its no_new_privs setting allows.
+    pub seccomp: Option<crate::seccomp::Filter>,
 }
 
 impl Creds {
@@ -130,6 +132,7 @@ impl Creds {
             set_groups,
             caps,
             no_new_privs: p.no_new_privileges().unwrap_or(false),
+            seccomp: None,
         })
     }
 
@@ -159,6 +162,21 @@ impl Creds {
         nix::unistd::setresgid(gid, gid, gid).ctx(|| format!("setresgid {}", self.gid))?;
         let uid = nix::unistd::Uid::from_raw(self.uid);
         nix::unistd::setresuid(uid, uid, uid).ctx(|| format!("setresuid {}", self.uid))?;
+        // Seccomp without no_new_privs needs CAP_SYS_ADMIN, so it loads before the capability
+        // sets are narrowed (as in runc), but after the uid/gid change so the profile need not
+        // allow setgroups/setresuid: it binds only prctl, capset and execve of ours. Leaving uid
+        // 0 cleared the effective set (KEEPCAPS keeps only permitted): raise CAP_SYS_ADMIN for
+        // the load, and drop it again below if no capset follows to set the final sets.
+        if let (Some(f), false) = (&self.seccomp, self.no_new_privs) {
+            let raised = !caps::has_cap(None, CapSet::Effective, Cap::CAP_SYS_ADMIN)
+                .unwrap_or(true)
+                && caps::raise(None, CapSet::Effective, Cap::CAP_SYS_ADMIN).is_ok();
+            f.load()?;
+            if raised && self.caps.is_none() {
+                caps::drop(None, CapSet::Effective, Cap::CAP_SYS_ADMIN)
+                    .map_err(|e| Error::Child(format!("drop CAP_SYS_ADMIN after seccomp: {e}")))?;
+            }
+        }
         // SAFETY: as above.
         Errno::result(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) })
             .ctx(|| "prctl PR_SET_KEEPCAPS")?;
@@ -182,6 +200,10 @@ impl Creds {
             // SAFETY: prctl with integer arguments only.
             Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
                 .ctx(|| "prctl PR_SET_NO_NEW_PRIVS")?;
+            // With no_new_privs no capability is needed: load last, right before execve.
+            if let Some(f) = &self.seccomp {
+                f.load()?;
+            }
         }
         Ok(())
     }

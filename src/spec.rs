@@ -23,6 +23,9 @@ pub struct Plan {
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
     pub namespaces: Vec<Ns>,
+    /// `linux.seccomp`, compiled here so a bad profile fails `create` before any process
+    /// exists; the init inherits it and loads it right before execve.
+    pub seccomp: Option<crate::seccomp::Filter>,
 }
 
 impl Plan {
@@ -270,11 +273,13 @@ pub fn validate(spec: Spec, bundle: PathBuf) -> Result<Plan> {
             ));
         }
     }
+    let seccomp = crate::seccomp::compile(linux.seccomp().as_ref())?;
     Ok(Plan {
         spec,
         bundle,
         rootfs,
         namespaces,
+        seccomp,
     })
 }
 

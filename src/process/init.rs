@@ -148,7 +148,9 @@ fn setup(plan: &Plan, opts: &InitOpts, chan: &Channel) -> Result<Exec> {
     }
     let args = plan.args();
     let path = security::find_executable(&args[0], plan.env(), cwd)?;
-    let creds = Creds::from_process(process, !rootless_single_map(plan))?;
+    let mut creds = Creds::from_process(process, !rootless_single_map(plan))?;
+    // Compiled by spec::validate; loaded by creds.apply() just before execve.
+    creds.seccomp = plan.seccomp.clone();
     let exec = Exec {
         path: rootfs::cpath(&path),
         argv: args
