@@ -104,6 +104,42 @@ pub enum Command {
         keep: bool,
         id: String,
     },
+    /// Run a process inside a running container
+    Exec {
+        /// Path to a process.json (an OCI `process` object) instead of COMMAND
+        #[arg(short, long, value_name = "FILE")]
+        process: Option<PathBuf>,
+        /// Return once the process has started
+        #[arg(short, long)]
+        detach: bool,
+        #[arg(long, value_name = "FILE")]
+        pid_file: Option<PathBuf>,
+        #[arg(long, value_name = "PATH")]
+        console_socket: Option<PathBuf>,
+        /// Allocate a terminal
+        #[arg(short, long)]
+        tty: bool,
+        #[arg(long, value_name = "DIR")]
+        cwd: Option<PathBuf>,
+        /// KEY=VALUE, repeatable
+        #[arg(short, long = "env", value_name = "KEY=VALUE")]
+        env: Vec<String>,
+        /// UID[:GID]
+        #[arg(short, long)]
+        user: Option<String>,
+        #[arg(short = 'g', long = "additional-gids", value_name = "GID")]
+        additional_gids: Vec<u32>,
+        /// Add a capability (repeatable)
+        #[arg(short = 'c', long = "cap", value_name = "CAP")]
+        cap: Vec<String>,
+        #[arg(long)]
+        no_new_privs: bool,
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        preserve_fds: u32,
+        id: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// Print the state of a container as JSON
     State { id: String },
     /// List containers

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
+use crate::cgroup;
 use crate::cli::{self, Cli, Command, CreateOpts, ListFormat};
 use crate::error::{Ctx, Error, Result};
 use crate::process::parent::{self, Child, InitOpts};
@@ -55,6 +56,40 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             keep,
             id,
         } => crate::foreground::run(&root, &id, &opts, detach, keep),
+        Command::Exec {
+            process,
+            detach,
+            pid_file,
+            console_socket,
+            tty,
+            cwd,
+            env,
+            user,
+            additional_gids,
+            cap,
+            no_new_privs,
+            preserve_fds,
+            id,
+            command,
+        } => crate::exec::exec(
+            &root,
+            &crate::exec::ExecArgs {
+                id,
+                command,
+                process,
+                detach,
+                pid_file,
+                console_socket,
+                tty,
+                cwd,
+                env,
+                user,
+                additional_gids,
+                caps: cap,
+                no_new_privs,
+                preserve_fds,
+            },
+        ),
         Command::State { id } => {
             let dir = root.open(&id)?;
             let st = dir.load()?;
@@ -91,11 +126,12 @@ pub struct Created {
     pub pty: Option<OwnedFd>,
 }
 
-/// Undo a half-made container: kill and reap the init, remove the state dir.
+/// Undo a half-made container: kill and reap the init, remove its cgroup and the state dir.
 struct Undo {
     dir: Option<PathBuf>,
     /// Our own unreaped child, so its pid cannot be recycled before we wait for it.
     child: Option<i32>,
+    cgroup: Option<cgroup::Recorded>,
 }
 
 impl Drop for Undo {
@@ -104,6 +140,9 @@ impl Drop for Undo {
             // SAFETY: kill(2) on our own child that we have not reaped yet.
             unsafe { libc::kill(pid, libc::SIGKILL) };
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        }
+        if let Some(cg) = &self.cgroup {
+            let _ = cgroup::remove(cg);
         }
         if let Some(d) = &self.dir {
             let _ = std::fs::remove_dir_all(d);
@@ -126,6 +165,7 @@ pub fn create(root: &Root, id: &str, opts: &CreateOpts) -> Result<Created> {
     let mut undo = Undo {
         dir: Some(dir.path.clone()),
         child: None,
+        cgroup: None,
     };
     // The bundle may change after create; exec and hooks use this copy.
     state::write_atomic(
@@ -147,7 +187,12 @@ pub fn create(root: &Root, id: &str, opts: &CreateOpts) -> Result<Created> {
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
     };
-    let child = parent::spawn(&plan, &init_opts)?;
+    let cg = cgroup::Cgroup::create(&plan, id)?;
+    undo.cgroup = cg.as_ref().map(|c| c.recorded());
+    let child = parent::spawn_with(&plan, &init_opts, &mut |pid| {
+        undo.child = Some(pid);
+        cg.as_ref().map_or(Ok(()), |c| c.enter(pid))
+    })?;
     undo.child = Some(child.pid);
     let annotations = plan.spec.annotations().clone().unwrap_or_default();
     let mut create_hooks = || -> Result<()> {
@@ -180,6 +225,7 @@ pub fn create(root: &Root, id: &str, opts: &CreateOpts) -> Result<Created> {
         annotations: plan.spec.annotations().clone().unwrap_or_default(),
         phase: Phase::Created,
         own_pid_ns: plan.new_ns(oci_spec::runtime::LinuxNamespaceType::Pid),
+        cgroup: undo.cgroup.clone().unwrap_or_default(),
     };
     dir.save(&st)?;
     if let Some(p) = &opts.pid_file {
@@ -187,6 +233,7 @@ pub fn create(root: &Root, id: &str, opts: &CreateOpts) -> Result<Created> {
     }
     undo.dir = None;
     undo.child = None;
+    undo.cgroup = None;
     drop(undo);
     crate::log::debug(format!(
         "created container {id} with init pid {}",
@@ -508,7 +555,10 @@ pub fn kill(root: &Root, id: &str, sig: i32, all: bool) -> Result<()> {
         return Err(Error::NotRunning);
     }
     let init = open_init(&st)?;
-    if all {
+    if all && !st.cgroup.paths.is_empty() {
+        // Every process in the container's cgroup, with or without its own pid namespace.
+        cgroup::signal_all(&st.cgroup, sig, st.pid);
+    } else if all {
         for pid in container_pids(&st).into_iter().filter(|p| *p != st.pid) {
             // SAFETY: kill(2) on a pid in the container's own pid namespace.
             unsafe { libc::kill(pid, sig) };
@@ -570,6 +620,12 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
             })
         }
     }
+    if !st.cgroup.paths.is_empty() {
+        // What the init left behind (a container without its own pid namespace), then the
+        // directories create made; on failure the state stays so delete can be retried.
+        cgroup::kill_all(&st.cgroup);
+        cgroup::remove(&st.cgroup)?;
+    }
     run_late_hooks(&dir, &st, crate::hooks::oci::Kind::Poststop, "stopped");
     dir.remove()
 }
@@ -623,7 +679,7 @@ pub fn features() -> serde_json::Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
-            "cgroup": {"v1": false, "v2": false, "systemd": false, "systemdUser": false},
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
             "seccomp": crate::seccomp::features(),
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},

@@ -20,7 +20,7 @@ use crate::state::{Phase, Root};
 use crate::tty;
 
 /// Signals the foreground runtime handles itself instead of dying of them.
-fn handled() -> SigSet {
+pub fn handled() -> SigSet {
     let mut s = SigSet::empty();
     for sig in Signal::iterator() {
         if !matches!(
@@ -96,9 +96,31 @@ pub fn run(root: &Root, id: &str, opts: &CreateOpts, detach: bool, keep: bool) -
         let _ = container::delete(root, id, true);
         return Err(e);
     }
-    let pid = child.pid;
-    let pidfd = child.pidfd;
-    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).ctx(|| "signalfd")?;
+    let grace = || {
+        root.open(id)
+            .and_then(|d| d.load())
+            .map(|s| container::grace_period(&s))
+            .unwrap_or(container::DEFAULT_GRACE)
+    };
+    let code = supervise(&mask, child.pid, &child.pidfd, pty, Some(&grace))?;
+    if !keep {
+        let _ = container::delete(root, id, true);
+    }
+    Ok(code)
+}
+
+/// Wait for our child `pid` (a container init, or an exec'd process) and return its exit status
+/// while forwarding signals to it and proxying its terminal. With `stop_grace`, SIGTERM and
+/// SIGINT start the stop sequence instead: SIGTERM now, SIGKILL when the grace period is over.
+/// `mask` must have been blocked since before the child was cloned.
+pub fn supervise(
+    mask: &SigSet,
+    pid: i32,
+    pidfd: &std::os::fd::OwnedFd,
+    pty: Option<std::os::fd::OwnedFd>,
+    stop_grace: Option<&dyn Fn() -> u64>,
+) -> Result<i32> {
+    let sfd = SignalFd::with_flags(mask, SfdFlags::SFD_CLOEXEC).ctx(|| "signalfd")?;
     let mut kill_at: Option<Instant> = None;
     // With a terminal: our stdin (raw) → pty master → our stdout.
     let _raw = pty.as_ref().map(|m| {
@@ -146,7 +168,7 @@ pub fn run(root: &Root, id: &str, opts: &CreateOpts, detach: bool, keep: bool) -
             Err(e) => return Err(crate::error::Error::sys("poll", e)),
             Ok(0) => {
                 // grace period over
-                let _ = pidfd_signal(&pidfd, libc::SIGKILL);
+                let _ = pidfd_signal(pidfd, libc::SIGKILL);
                 kill_at = None;
                 continue;
             }
@@ -171,28 +193,24 @@ pub fn run(root: &Root, id: &str, opts: &CreateOpts, detach: bool, keep: bool) -
             if let Some(c) = done {
                 break c;
             }
-        } else if (sig == libc::SIGTERM || sig == libc::SIGINT) && kill_at.is_none() {
-            let grace = root
-                .open(id)
-                .and_then(|d| d.load())
-                .map(|s| container::grace_period(&s))
-                .unwrap_or(container::DEFAULT_GRACE);
-            let _ = pidfd_signal(&pidfd, libc::SIGTERM);
-            kill_at = Some(Instant::now() + Duration::from_secs(grace));
+        } else if let (true, Some(grace)) =
+            (sig == libc::SIGTERM || sig == libc::SIGINT, stop_grace)
+        {
+            if kill_at.is_none() {
+                let _ = pidfd_signal(pidfd, libc::SIGTERM);
+                kill_at = Some(Instant::now() + Duration::from_secs(grace()));
+            }
         } else if sig == libc::SIGWINCH && master.is_some() {
             // The kernel tells the container's foreground group itself.
             if let Some(m) = &master {
                 tty::copy_winsize(m);
             }
         } else {
-            let _ = pidfd_signal(&pidfd, sig);
+            let _ = pidfd_signal(pidfd, sig);
         }
     };
     if let Some(m) = &master {
         tty::pump(m, 1, false);
-    }
-    if !keep {
-        let _ = container::delete(root, id, true);
     }
     Ok(code)
 }

@@ -3,9 +3,11 @@
 
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod cgroup;
 pub mod cli;
 pub mod container;
 pub mod error;
+pub mod exec;
 pub mod foreground;
 pub mod hooks;
 pub mod log;

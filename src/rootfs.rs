@@ -274,7 +274,10 @@ fn mount_one(plan: &Plan, m: &Mount) -> Result<()> {
     }
     let dst = secure_join(rootfs, dst_in);
     if typ == "cgroup" || typ == "cgroup2" {
-        return mount_cgroup(&dst, &o).ctx(shown);
+        let in_cgns = plan
+            .ns(oci_spec::runtime::LinuxNamespaceType::Cgroup)
+            .is_some();
+        return mount_cgroup(&dst, &o, in_cgns).ctx(shown);
     }
     let src: Option<PathBuf> = m.source().as_ref().map(|s| {
         if o.bind && !s.is_absolute() {
@@ -421,10 +424,10 @@ fn own_cgroup(h: &Hierarchy) -> PathBuf {
 /// `type: cgroup` on a v1/hybrid host: a tmpfs with each hierarchy below it; on a v2 host the
 /// cgroup2 fs itself. In a cgroup namespace each is a fresh mount (its root is the namespace's);
 /// otherwise the host hierarchy is bound at the init's own cgroup, so nothing above it shows.
-fn mount_cgroup(dst: &Path, o: &MountOpts) -> nix::Result<()> {
+/// `in_cgns` comes from the plan: comparing with /proc/1/ns/cgroup fails where pid 1 of the host
+/// cannot be inspected (then the container saw the host's root cgroup instead of its own).
+fn mount_cgroup(dst: &Path, o: &MountOpts, in_cgns: bool) -> nix::Result<()> {
     let hs = host_hierarchies();
-    let in_cgns =
-        fs::read_link("/proc/self/ns/cgroup").ok() != fs::read_link("/proc/1/ns/cgroup").ok();
     let flags = o.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     fs::create_dir_all(dst).map_err(|_| Errno::EIO)?;
     let v2_only = hs

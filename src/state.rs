@@ -76,6 +76,9 @@ pub struct State {
     /// Whether init runs in its own pid namespace (then `kill --all` reaches every process in it).
     #[serde(default)]
     pub own_pid_ns: bool,
+    /// The container's cgroup directories, and which of them create made (for kill and delete).
+    #[serde(default)]
+    pub cgroup: crate::cgroup::Recorded,
 }
 
 /// `^[A-Za-z0-9][A-Za-z0-9_.-]*$`, at most 1024 bytes; `.` and `..` and anything with `/` refused.

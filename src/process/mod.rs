@@ -2,4 +2,5 @@
 //! container init itself.
 pub mod channel;
 pub mod init;
+pub mod join;
 pub mod parent;

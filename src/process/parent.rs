@@ -33,20 +33,21 @@ pub struct Child {
     pub chan: Channel,
 }
 
+/// struct clone_args of clone3(2).
 #[repr(C)]
 #[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
+pub(crate) struct CloneArgs {
+    pub flags: u64,
+    pub pidfd: u64,
+    pub child_tid: u64,
+    pub parent_tid: u64,
+    pub exit_signal: u64,
+    pub stack: u64,
+    pub stack_size: u64,
+    pub tls: u64,
+    pub set_tid: u64,
+    pub set_tid_size: u64,
+    pub cgroup: u64,
 }
 
 pub fn clone_flag(k: T) -> CloneFlags {
@@ -119,6 +120,16 @@ impl ForChildren {
 
 /// Clone the init, write its id maps, and release it (sync 1).
 pub fn spawn(plan: &Plan, opts: &InitOpts) -> Result<Child> {
+    spawn_with(plan, opts, &mut |_| Ok(()))
+}
+
+/// [`spawn`], running `before_go(pid)` between the clone and sync 1: `create` places the init in
+/// its cgroup there, before the init unshares its cgroup namespace.
+pub fn spawn_with(
+    plan: &Plan,
+    opts: &InitOpts,
+    before_go: &mut dyn FnMut(i32) -> Result<()>,
+) -> Result<Child> {
     let (ours, theirs) = channel::pair()?;
     // Opened here so the init can still reach exec.fifo after pivot_root (openat on this fd;
     // not /proc/self/fd, which a uid change inside a user namespace makes unreadable).
@@ -180,6 +191,7 @@ pub fn spawn(plan: &Plan, opts: &InitOpts) -> Result<Child> {
             false,
         )?;
     }
+    before_go(pid)?;
     child.chan.send(&Msg::Go)?; // sync 1
     Ok(child)
 }

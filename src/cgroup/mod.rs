@@ -1,0 +1,471 @@
+//! The container's cgroup: resolve `linux.cgroupsPath`, make the cgroup in every mounted hierarchy
+//! (each v1 one and the cgroup2 one, so hybrid hosts work), place the init in it, and later list,
+//! signal and remove what is in it; [`limits`] writes `linux.resources` into it. A thin adapter
+//! over cgroups-rs, whose controllers do the directory and limit-file work.
+//! runs in: the runtime (`create`, `run`, `kill`, `delete`).
+
+mod limits;
+
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+use cgroups_rs::fs::cpuset::CpuSetController;
+use cgroups_rs::fs::systemd::SystemdController;
+use cgroups_rs::fs::Controller;
+use cgroups_rs::CgroupPid;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{errno_text, Error, Result};
+use crate::spec::Plan;
+
+/// What state.json keeps about the container's cgroup (absent in an old state.json: no cgroup).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recorded {
+    /// The container's cgroup directory in every hierarchy.
+    #[serde(default)]
+    pub paths: Vec<PathBuf>,
+    /// The directories `create` made, deepest first: the only ones `delete` removes.
+    #[serde(default)]
+    pub created: Vec<PathBuf>,
+}
+
+/// One mounted hierarchy, from /proc/self/mountinfo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Hier {
+    mount: PathBuf,
+    /// The hierarchy path shown at `mount` (field 4 of mountinfo; `/` unless bind-mounted).
+    root: PathBuf,
+    v2: bool,
+    /// `cpu`, `cpuacct`, `name=systemd`…; empty for cgroup2.
+    ctrls: Vec<String>,
+}
+
+fn hierarchies(mountinfo: &str) -> Vec<Hier> {
+    let mut out: Vec<Hier> = Vec::new();
+    for l in mountinfo.lines() {
+        let Some((pre, post)) = l.split_once(" - ") else {
+            continue;
+        };
+        let pre: Vec<&str> = pre.split(' ').collect();
+        let post: Vec<&str> = post.split(' ').collect();
+        if pre.len() < 5 || post.len() < 3 || !matches!(post[0], "cgroup" | "cgroup2") {
+            continue;
+        }
+        let v2 = post[0] == "cgroup2";
+        let ctrls = if v2 {
+            vec![]
+        } else {
+            let known = [
+                "rw",
+                "ro",
+                "clone_children",
+                "noprefix",
+                "xattr",
+                "cpuset_v2_mode",
+            ];
+            post[2]
+                .split(',')
+                .filter(|o| !known.contains(o) && !o.starts_with("release_agent="))
+                .map(str::to_string)
+                .collect()
+        };
+        let h = Hier {
+            mount: PathBuf::from(pre[4]),
+            root: PathBuf::from(pre[3]),
+            v2,
+            ctrls,
+        };
+        // The same hierarchy mounted twice: the first mount is enough.
+        if !out.iter().any(|o| o.v2 == h.v2 && o.ctrls == h.ctrls) {
+            out.push(h);
+        }
+    }
+    // blkio before memory: cgroup writeback wants the blkcg set when the memcg is (as runc).
+    out.sort_by_key(|h| !h.ctrls.iter().any(|c| c == "blkio"));
+    out
+}
+
+/// The cgroup of this process in `h`, relative to the hierarchy's root, from /proc/self/cgroup.
+fn own_path(h: &Hier, proc_cgroup: &str) -> PathBuf {
+    for line in proc_cgroup.lines() {
+        let mut it = line.splitn(3, ':');
+        let (Some(_), Some(ctrls), Some(path)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
+        let hit = if h.v2 {
+            ctrls.is_empty()
+        } else {
+            !ctrls.is_empty() && ctrls.split(',').all(|c| h.ctrls.iter().any(|x| x == c))
+        };
+        if hit {
+            return PathBuf::from(path.trim_start_matches('/'));
+        }
+    }
+    PathBuf::new()
+}
+
+/// Where `linux.cgroupsPath` puts the container, relative to something.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Absolute: below each hierarchy's root.
+    Root(PathBuf),
+    /// Relative or absent: below the runtime's own cgroup in each hierarchy.
+    Own(PathBuf),
+}
+
+fn field(msg: impl std::fmt::Display) -> Error {
+    Error::invalid(format!("config.json: linux.cgroupsPath: {msg}"))
+}
+
+/// Resolve `linux.cgroupsPath` (default: the container id below the runtime's own cgroup).
+pub fn resolve(cgroups_path: Option<&Path>, id: &str) -> Result<Target> {
+    let Some(p) = cgroups_path.filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(Target::Own(PathBuf::from(id)));
+    };
+    let s = p.to_string_lossy();
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() == 3 && !parts[0].contains('/') {
+        return Err(field(format!(
+            "{s:?} is systemd's slice:prefix:name form, but hookrun has no systemd cgroup \
+             driver; give a cgroupfs path such as \"/hookrun/{}\"",
+            parts[2]
+        )));
+    }
+    let mut clean = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => clean.push(n),
+            Component::RootDir | Component::CurDir => {}
+            // Would leave the hierarchy (or the runtime's cgroup) behind.
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(field(format!("{s:?} must not contain \"..\"")))
+            }
+        }
+    }
+    if clean.as_os_str().is_empty() {
+        return Err(field(format!("{s:?} names the hierarchy root itself")));
+    }
+    Ok(if p.is_absolute() {
+        Target::Root(clean)
+    } else {
+        Target::Own(clean)
+    })
+}
+
+/// The container's directory in `h`.
+fn dir_in(h: &Hier, t: &Target, proc_cgroup: &str) -> PathBuf {
+    // A path inside the hierarchy, seen through a mount of `h.root`.
+    let below_mount = |p: PathBuf| -> PathBuf {
+        let root = h.root.strip_prefix("/").unwrap_or(&h.root);
+        h.mount.join(p.strip_prefix(root).unwrap_or(&p))
+    };
+    match t {
+        Target::Root(p) => below_mount(p.clone()),
+        Target::Own(p) => below_mount(own_path(h, proc_cgroup).join(p)),
+    }
+}
+
+/// The container's cgroup while `create` makes it.
+pub struct Cgroup {
+    dirs: Vec<(Hier, PathBuf)>,
+    created: Vec<PathBuf>,
+}
+
+/// A failed cgroup write: `cgroup <dir>: write "<value>" to <file>: <cause>`.
+fn failed(dir: &Path, file: &str, value: &str, e: impl std::error::Error + 'static) -> Error {
+    let mut src: Option<&dyn std::error::Error> = Some(&e);
+    let mut cause = e.to_string();
+    while let Some(s) = src {
+        if let Some(n) = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|i| i.raw_os_error())
+        {
+            cause = errno_text(nix::errno::Errno::from_raw(n));
+            break;
+        }
+        src = s.source();
+    }
+    Error::Child(format!(
+        "cgroup {}: write {value:?} to {file}: {cause}",
+        dir.display()
+    ))
+}
+
+/// cgroups-rs's name=systemd controller does nothing controller-specific, so it serves for the
+/// plain directory operations (mkdir, cgroup.procs, rmdir with retries) in any hierarchy; cpuset
+/// needs its own, which copies cpuset.cpus/mems from the parent before any task can join.
+fn plain(h: &Hier, dir: &Path) -> Box<dyn Controller> {
+    let (d, m) = (dir.to_path_buf(), h.mount.clone());
+    if h.ctrls.iter().any(|c| c == "cpuset") {
+        Box::new(CpuSetController::new(d, m, h.v2))
+    } else {
+        Box::new(SystemdController::new(d, m, h.v2))
+    }
+}
+
+impl Cgroup {
+    /// Resolve, refuse an in-use cgroup, make the directories and apply the limits. None when
+    /// rootless without limits (then no cgroup is made). On error nothing made is left behind.
+    pub fn create(plan: &Plan, id: &str) -> Result<Option<Cgroup>> {
+        let l = plan.linux();
+        let res = l.resources().clone().unwrap_or_default();
+        if !nix::unistd::geteuid().is_root() {
+            return match limits::first_limit(&res) {
+                Some(f) => Err(Error::invalid(format!(
+                    "config.json: linux.resources.{f}: cgroup limits need root (rootless \
+                     cgroups are not supported yet); remove the limit or run as root"
+                ))),
+                None => Ok(None),
+            };
+        }
+        let target = resolve(l.cgroups_path().as_deref(), id)?;
+        let mi = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let pc = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let dirs: Vec<(Hier, PathBuf)> = hierarchies(&mi)
+            .into_iter()
+            .map(|h| {
+                let d = dir_in(&h, &target, &pc);
+                (h, d)
+            })
+            .collect();
+        for (h, d) in &dirs {
+            if d.exists() && !plain(h, d).procs().is_empty() {
+                return Err(Error::invalid(format!(
+                    "cgroup {}: already in use by another container",
+                    d.display()
+                )));
+            }
+        }
+        let mut cg = Cgroup {
+            dirs,
+            created: vec![],
+        };
+        if let Err(e) = cg.make().and_then(|()| cg.apply(&res, plan)) {
+            let _ = remove(&cg.recorded());
+            return Err(e);
+        }
+        Ok(Some(cg))
+    }
+
+    fn make(&mut self) -> Result<()> {
+        for (h, d) in &self.dirs {
+            let mut new = vec![];
+            let mut p = d.as_path();
+            while !p.exists() && p.starts_with(&h.mount) {
+                new.push(p.to_path_buf());
+                p = p.parent().unwrap_or(&h.mount);
+            }
+            plain(h, d)
+                .create()
+                .map_err(|e| failed(d, "", "mkdir", e))?;
+            if h.v2 && !new.is_empty() {
+                // Hand the controllers down to the new directories, top-down, parents only (a
+                // cgroup2 leaf with controllers enabled could not hold processes).
+                let avail =
+                    fs::read_to_string(h.mount.join("cgroup.controllers")).unwrap_or_default();
+                for dir in [p]
+                    .into_iter()
+                    .chain(new.iter().skip(1).rev().map(|n| n.as_path()))
+                {
+                    for c in avail.split_whitespace() {
+                        let _ = fs::write(dir.join("cgroup.subtree_control"), format!("+{c}"));
+                    }
+                }
+            }
+            self.created.extend(new);
+        }
+        Ok(())
+    }
+
+    /// Place the init in the cgroup of every hierarchy (before sync 1: the init unshares its
+    /// cgroup namespace after it, so the namespace is rooted here).
+    pub fn enter(&self, pid: i32) -> Result<()> {
+        for (h, d) in &self.dirs {
+            plain(h, d)
+                .add_task_by_tgid(&CgroupPid::from(pid as u64))
+                .map_err(|e| failed(d, "cgroup.procs", &pid.to_string(), e))?;
+        }
+        Ok(())
+    }
+
+    pub fn recorded(&self) -> Recorded {
+        Recorded {
+            paths: self.dirs.iter().map(|(_, d)| d.clone()).collect(),
+            created: self.created.clone(),
+        }
+    }
+}
+
+/// Live pids in the container's cgroup (every hierarchy, deduplicated).
+pub fn procs(rec: &Recorded) -> Vec<i32> {
+    let mut out: Vec<i32> = vec![];
+    for d in &rec.paths {
+        for l in fs::read_to_string(d.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+        {
+            if let Ok(p) = l.trim().parse::<i32>() {
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn in_cgroup(rec: &Recorded, pid: i32) -> bool {
+    rec.paths.iter().any(|d| {
+        fs::read_to_string(d.join("cgroup.procs"))
+            .is_ok_and(|s| s.lines().any(|l| l.trim() == pid.to_string()))
+    })
+}
+
+/// Signal every process in the cgroup. Each is pinned by a pidfd and checked to be still in the
+/// cgroup before it is signalled, so a recycled pid is never hit. `skip` (the init, which the
+/// caller signals through its own pidfd) is left out. Returns how many were signalled.
+pub fn signal_all(rec: &Recorded, sig: i32, skip: i32) -> usize {
+    let mut n = 0;
+    for pid in procs(rec).into_iter().filter(|p| *p != skip) {
+        // SAFETY: pidfd_open returns a new fd or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            continue;
+        }
+        // SAFETY: a fresh fd we own.
+        let fd =
+            unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+        if in_cgroup(rec, pid) && crate::container::pidfd_signal(&fd, sig).is_ok() {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// SIGKILL what is left in the cgroup and wait (up to 5 s) until it is empty.
+pub fn kill_all(rec: &Recorded) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !procs(rec).is_empty() && std::time::Instant::now() < deadline {
+        signal_all(rec, libc::SIGKILL, 0);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Remove the directories `create` made, deepest first (an rmdir is retried: the kernel may keep
+/// a cgroup busy briefly after its last process died). Directories it did not make stay.
+pub fn remove(rec: &Recorded) -> Result<()> {
+    let mut first_err = None;
+    for d in &rec.created {
+        if !rec.paths.contains(d) {
+            // An intermediate directory: plain rmdir, never recursive, so a sibling container's
+            // cgroup below it is left alone (and so is the directory, then).
+            let _ = fs::remove_dir(d);
+            continue;
+        }
+        let c = SystemdController::new(d.clone(), PathBuf::from("/"), false);
+        if let Err(e) = c.delete() {
+            if d.exists() && first_err.is_none() {
+                first_err = Some(failed(d, "", "rmdir", e));
+            }
+        }
+    }
+    first_err.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MI: &str = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+38 31 0:35 / /sys/fs/cgroup/blkio rw,relatime - cgroup cgroup rw,blkio
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd,release_agent=/x
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+99 31 0:32 /deep /mnt/mem rw,relatime - cgroup cgroup rw,memory";
+    const PC: &str = "9:name=systemd:/
+7:blkio:/
+4:memory:/process_api/abc
+1:cpu,cpuacct:/
+0::/";
+
+    #[test]
+    fn hierarchies_from_mountinfo() {
+        let hs = hierarchies(MI);
+        let names: Vec<String> = hs.iter().map(|h| h.ctrls.join(",")).collect();
+        assert_eq!(
+            names,
+            ["blkio", "cpu,cpuacct", "memory", "name=systemd", ""]
+        );
+        assert!(hs[4].v2);
+        assert_eq!(hs[2].mount, Path::new("/sys/fs/cgroup/memory"));
+    }
+
+    #[test]
+    fn resolve_paths() {
+        assert_eq!(resolve(None, "web").unwrap(), Target::Own("web".into()));
+        assert_eq!(
+            resolve(Some(Path::new("")), "web").unwrap(),
+            Target::Own("web".into())
+        );
+        assert_eq!(
+            resolve(Some(Path::new("a/b")), "web").unwrap(),
+            Target::Own("a/b".into())
+        );
+        assert_eq!(
+            resolve(Some(Path::new("/a/./b/")), "web").unwrap(),
+            Target::Root("a/b".into())
+        );
+        let e = resolve(Some(Path::new("system.slice:docker:abc")), "w")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("systemd's slice:prefix:name form"), "{e}");
+        assert!(resolve(Some(Path::new("../x")), "w")
+            .unwrap_err()
+            .to_string()
+            .contains("\"..\""));
+        assert!(resolve(Some(Path::new("/")), "w").is_err());
+    }
+
+    #[test]
+    fn directories_per_hierarchy() {
+        let hs = hierarchies(MI);
+        let mem = &hs[2];
+        let own = Target::Own("web".into());
+        assert_eq!(
+            dir_in(mem, &own, PC),
+            Path::new("/sys/fs/cgroup/memory/process_api/abc/web")
+        );
+        assert_eq!(
+            dir_in(&hs[1], &own, PC),
+            Path::new("/sys/fs/cgroup/cpu,cpuacct/web")
+        );
+        assert_eq!(
+            dir_in(&hs[4], &own, PC),
+            Path::new("/sys/fs/cgroup/unified/web")
+        );
+        let abs = Target::Root("hr/web".into());
+        assert_eq!(
+            dir_in(mem, &abs, PC),
+            Path::new("/sys/fs/cgroup/memory/hr/web")
+        );
+        // A hierarchy bind-mounted from a subdirectory: paths are relative to what it shows.
+        let deep = Hier {
+            mount: "/mnt/mem".into(),
+            root: "/deep".into(),
+            v2: false,
+            ctrls: vec!["memory".into()],
+        };
+        assert_eq!(
+            dir_in(&deep, &Target::Root("deep/x".into()), PC),
+            Path::new("/mnt/mem/x")
+        );
+    }
+
+    #[test]
+    fn old_state_without_cgroup_loads() {
+        let r: Recorded = serde_json::from_str("{}").unwrap();
+        assert_eq!(r, Recorded::default());
+    }
+}

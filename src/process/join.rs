@@ -1,0 +1,299 @@
+//! The join path: a new process inside a running container — every namespace of its init, its
+//! cgroups, its root, its process settings. `hookrun exec` and lifecycle Exec hooks both come
+//! through here, so placement is right by construction.
+//! runs in: the runtime (spawn) and the joining child (from clone3 to execve).
+//!
+//! ```text
+//!  runtime                                       joining child (clone3, in the container's
+//!                                                pid and time namespaces already)
+//!  setns pid/time *_for_children → clone3 ───▶  (blocks in recv)
+//!  write child pid to the init's cgroups
+//!  sync 1: Msg::Go ─────────────────────────▶   setns user, then mnt uts ipc net cgroup;
+//!                                                chroot to the init's root; pty; rlimits;
+//!                                                cwd; uid/gid/caps/no_new_privs; seccomp
+//!        ◀────────────────  Msg::Pty (when a terminal is asked for)
+//!        ◀────────────────  EOF on execve (CLOEXEC), or Msg::Error{msg}
+//! ```
+
+use std::ffi::CString;
+use std::fs;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{open, OFlag};
+use nix::sched::{setns, CloneFlags};
+use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+use nix::sys::stat::Mode;
+use oci_spec::runtime::{Process, Spec};
+
+use super::channel::{self, Channel, Msg};
+use crate::error::{Ctx, Error, Result};
+use crate::security::{self, Creds};
+
+/// Namespace kinds in the order they are joined: user first (it owns the others), mnt before
+/// the rest is not required but keeps /proc lookups below on the host until the end.
+const KINDS: [(&str, libc::c_int); 6] = [
+    ("user", libc::CLONE_NEWUSER),
+    ("mnt", libc::CLONE_NEWNS),
+    ("uts", libc::CLONE_NEWUTS),
+    ("ipc", libc::CLONE_NEWIPC),
+    ("net", libc::CLONE_NEWNET),
+    ("cgroup", libc::CLONE_NEWCGROUP),
+];
+
+/// What to run and how.
+pub struct JoinRequest<'a> {
+    pub init_pid: i32,
+    pub id: &'a str,
+    /// The container's config (saved at create): seccomp, sysctl-free process defaults.
+    pub spec: &'a Spec,
+    /// The process to run, already merged with the container's settings.
+    pub process: &'a Process,
+    /// stdin/stdout/stderr for the new process; `None` inherits the runtime's.
+    pub stdio: Option<[RawFd; 3]>,
+    pub preserve_fds: u32,
+}
+
+pub struct Joined {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    pub pty: Option<OwnedFd>,
+}
+
+fn ns_link(pid: i32, kind: &str) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}/ns/{kind}"))
+}
+
+/// True when the init's namespace of `kind` is not ours (so there is something to join).
+fn differs(pid: i32, kind: &str) -> bool {
+    let theirs = fs::read_link(ns_link(pid, kind)).ok();
+    theirs.is_some() && theirs != fs::read_link(format!("/proc/self/ns/{kind}")).ok()
+}
+
+/// The init's cgroup.procs files, one per hierarchy, from /proc/<pid>/cgroup.
+fn cgroup_procs(pid: i32) -> Vec<PathBuf> {
+    let cg = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    let mut out = Vec::new();
+    for line in cg.lines() {
+        let mut it = line.splitn(3, ':');
+        let (Some(_), Some(ctrls), Some(path)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
+        let base = if ctrls.is_empty() {
+            if Path::new("/sys/fs/cgroup/unified").is_dir() {
+                PathBuf::from("/sys/fs/cgroup/unified")
+            } else {
+                PathBuf::from("/sys/fs/cgroup")
+            }
+        } else {
+            let name = ctrls.strip_prefix("name=").unwrap_or(ctrls);
+            PathBuf::from("/sys/fs/cgroup").join(name)
+        };
+        let p = base.join(path.trim_start_matches('/')).join("cgroup.procs");
+        if p.exists() {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Start a process in the container; returns once it has exec'd (or with its error).
+pub fn spawn(req: &JoinRequest) -> Result<Joined> {
+    let pid = req.init_pid;
+    let (ours, theirs) = channel::pair()?;
+    // Opened on the host side: the init's root (to chroot into after joining) and its
+    // namespaces (by fd, so a pid reuse between here and setns cannot swap them).
+    let root = open(
+        &PathBuf::from(format!("/proc/{pid}/root")),
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("open /proc/{pid}/root"))?;
+    let mut joins: Vec<(OwnedFd, CloneFlags, &str)> = Vec::new();
+    for (kind, flag) in KINDS {
+        if differs(pid, kind) {
+            let fd = open(
+                &ns_link(pid, kind),
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .ctx(|| format!("open {kind} namespace of the container"))?;
+            joins.push((fd, CloneFlags::from_bits_retain(flag), kind));
+        }
+    }
+    let filter =
+        crate::seccomp::compile(req.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()))?;
+    let mut creds = Creds::from_process(req.process, !setgroups_denied(pid))?;
+    creds.seccomp = filter;
+    let args = req.process.args().clone().unwrap_or_default();
+    if args.is_empty() {
+        return Err(Error::invalid(
+            "exec: no command given (process.args is empty)",
+        ));
+    }
+
+    // pid and time namespaces are entered by the child at birth (our *_for_children).
+    let mut restore = Vec::new();
+    for (kind, flag) in [("pid", libc::CLONE_NEWPID), ("time", libc::CLONE_NEWTIME)] {
+        if differs(pid, kind) {
+            let own = open(
+                &PathBuf::from(format!("/proc/self/ns/{kind}")),
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .ctx(|| format!("open own {kind} namespace"))?;
+            let target = open(
+                &ns_link(pid, kind),
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .ctx(|| format!("open {kind} namespace of the container"))?;
+            let flag = CloneFlags::from_bits_retain(flag);
+            setns(&target, flag).ctx(|| format!("join {kind} namespace"))?;
+            restore.push((own, flag));
+        }
+    }
+    let mut pidfd: libc::c_int = -1;
+    let cargs = super::parent::CloneArgs {
+        flags: libc::CLONE_PIDFD as u64,
+        pidfd: &mut pidfd as *mut libc::c_int as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    // SAFETY: clone3 without a stack behaves like fork; the runtime is single-threaded. The
+    // child never returns from `child_main`.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &cargs as *const _,
+            std::mem::size_of_val(&cargs),
+        )
+    };
+    if rc == 0 {
+        drop(ours);
+        child_main(req, theirs, &joins, &root, creds, args);
+    }
+    for (fd, flag) in restore {
+        setns(&fd, flag).ctx(|| "return to the runtime's namespace")?;
+    }
+    let child = Errno::result(rc).ctx(|| "clone3 exec process")? as i32;
+    // SAFETY: clone3 with CLONE_PIDFD stored a new fd we now own.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    drop(theirs);
+    let kill = |e: Error| {
+        // SAFETY: kill(2) and waitpid on our own unreaped child.
+        unsafe { libc::kill(child, libc::SIGKILL) };
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None);
+        e
+    };
+    // Charged to the container from its first instruction on: placed before it runs anything.
+    for procs in cgroup_procs(pid) {
+        fs::write(&procs, child.to_string())
+            .map_err(|e| kill(Error::io("join cgroup", &procs, e)))?;
+    }
+    ours.send(&Msg::Go).map_err(kill)?; // sync 1
+    let mut pty = None;
+    loop {
+        match ours.recv_fd().map_err(kill)? {
+            Some((Msg::Pty, fd)) => pty = fd,
+            Some((Msg::Error { msg }, _)) => return Err(kill(Error::Child(msg))),
+            Some((m, _)) => return Err(kill(Error::Child(format!("unexpected message: {m:?}")))),
+            None => break, // exec'd: the channel closed with it
+        }
+    }
+    Ok(Joined {
+        pid: child,
+        pidfd,
+        pty,
+    })
+}
+
+/// /proc/<pid>/setgroups says "deny" in a rootless user namespace.
+fn setgroups_denied(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/setgroups")).is_ok_and(|s| s.trim() == "deny")
+}
+
+fn child_main(
+    req: &JoinRequest,
+    chan: Channel,
+    joins: &[(OwnedFd, CloneFlags, &str)],
+    root: &OwnedFd,
+    creds: Creds,
+    args: Vec<String>,
+) -> ! {
+    let e = child_setup(req, &chan, joins, root, creds, args);
+    let _ = chan.send(&Msg::Error { msg: e.to_string() });
+    // SAFETY: _exit in a forked child, skipping the runtime's atexit work.
+    unsafe { libc::_exit(127) }
+}
+
+fn child_setup(
+    req: &JoinRequest,
+    chan: &Channel,
+    joins: &[(OwnedFd, CloneFlags, &str)],
+    root: &OwnedFd,
+    creds: Creds,
+    args: Vec<String>,
+) -> Error {
+    let r = (|| -> Result<std::convert::Infallible> {
+        sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).ctx(|| "sigprocmask")?;
+        // SAFETY: prctl with integer arguments: die with the runtime until exec.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+        if let Some([i, o, e]) = req.stdio {
+            for (from, to) in [(i, 0), (o, 1), (e, 2)] {
+                // SAFETY: dup2 of fds the runtime handed us onto stdio.
+                Errno::result(unsafe { libc::dup2(from, to) }).ctx(|| "dup2 stdio")?;
+            }
+        }
+        match chan.recv()? {
+            Some(Msg::Go) => {}
+            m => {
+                return Err(Error::Child(format!(
+                    "unexpected message from runtime: {m:?}"
+                )))
+            }
+        }
+        for (fd, flag, kind) in joins {
+            setns(fd, *flag).ctx(|| format!("join the container's {kind} namespace"))?;
+        }
+        // The container's root, whether it got there by pivot_root or by chroot.
+        nix::unistd::fchdir(root).ctx(|| "enter the container's root")?;
+        nix::unistd::chroot(".").ctx(|| "chroot to the container's root")?;
+        nix::unistd::setsid().ctx(|| "setsid")?;
+        let process = req.process;
+        if process.terminal().unwrap_or(false) {
+            let size = process
+                .console_size()
+                .as_ref()
+                .map(|b| (b.height() as u16, b.width() as u16));
+            let master = crate::tty::open_pty(size, creds.uid, creds.gid)?;
+            chan.send_fd(&Msg::Pty, master.as_raw_fd())?;
+        }
+        security::set_rlimits(process)?;
+        let cwd = process.cwd();
+        nix::unistd::chdir(cwd).ctx(|| format!("chdir to {}", cwd.display()))?;
+        let env: Vec<String> = process.env().clone().unwrap_or_default();
+        let path = security::find_executable(&args[0], &env, cwd)?;
+        let argv: Vec<CString> = args
+            .iter()
+            .filter_map(|a| CString::new(a.as_str()).ok())
+            .collect();
+        let envp = security::exec_env(&env, creds.uid);
+        nix::sys::stat::umask(Mode::from_bits_truncate(
+            process.user().umask().unwrap_or(0o022),
+        ));
+        security::close_fds_on_exec(req.preserve_fds)?;
+        // uid/gid, capabilities, no_new_privs and the seccomp filter, in the init's order.
+        creds.apply()?;
+        // A detached exec outlives this runtime (execve keeps the parent-death signal).
+        // SAFETY: prctl with integer arguments.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+        let e = nix::unistd::execve(&crate::rootfs::cpath(&path), &argv, &envp).unwrap_err();
+        Err(Error::sys(format!("exec {}", path.display()), e))
+    })();
+    match r {
+        Err(e) => e,
+        Ok(never) => match never {},
+    }
+}
