@@ -84,7 +84,8 @@ fn limits_are_written_and_seen_from_host_and_inside() {
     b.edit(|c| {
         c["linux"]["resources"] = json!({
             "memory": {"limit": 52428800, "reservation": 26214400, "swap": 104857600,
-                       "swappiness": 10, "disableOOMKiller": false},
+                       "swappiness": 10, "disableOOMKiller": false,
+                       "kernelTCP": 16777216, "kernel": 50593792},
             "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
             "pids": {"limit": 10},
             "blockIO": {"throttleReadBpsDevice": [{"major": 254, "minor": 0, "rate": 1048576}]},
@@ -115,6 +116,10 @@ fn limits_are_written_and_seen_from_host_and_inside() {
         "104857600"
     );
     assert_eq!(read(&dir("memory"), "memory.swappiness"), "10");
+    assert_eq!(
+        read(&dir("memory"), "memory.kmem.tcp.limit_in_bytes"),
+        "16777216"
+    );
     assert_eq!(read(&dir("cpu"), "cpu.shares"), "512");
     assert_eq!(read(&dir("cpu"), "cpu.cfs_quota_us"), "50000");
     assert_eq!(read(&dir("cpu"), "cpu.cfs_period_us"), "100000");

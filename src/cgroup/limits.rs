@@ -170,10 +170,20 @@ impl Cgroup {
                     })?;
                 }
                 if let Some(v) = m.kernel() {
-                    let f = "memory.kmem.limit_in_bytes";
-                    set(d, f, "memory.kernel", v.to_string(), &|| {
-                        mc.set_kmem_limit(v)
-                    })?;
+                    // The one limit not enforced strictly: deprecated by the runtime spec, and
+                    // since Linux 5.16 the kernel accepts the write and drops it (runc ignores
+                    // it too). Tried, and a warning when the kernel did not keep it.
+                    let f = d.join("memory.kmem.limit_in_bytes");
+                    let kept = f.exists()
+                        && mc.set_kmem_limit(v).is_ok()
+                        && fs::read_to_string(&f)
+                            .is_ok_and(|s| v == -1 || s.trim() == v.to_string());
+                    if !kept {
+                        crate::log::warn(format!(
+                            "linux.resources.memory.kernel: {v} not applied: this kernel does not \
+                             enforce kernel memory limits (deprecated in the runtime spec)"
+                        ));
+                    }
                 }
                 if let Some(v) = m.kernel_tcp() {
                     let f = "memory.kmem.tcp.limit_in_bytes";
