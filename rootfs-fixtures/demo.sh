@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The demo: build hookrun and the busybox demo bundle, run the demo container (busybox httpd,
-# with a PostStart and a PreStop hook declared in its annotations), fetch its page from inside
-# its network namespace, stop it and delete it.
+# The demo: build hookrun and the busybox demo bundle, run the demo container (busybox httpd
+# with a PostStart Exec hook and a PreStop HTTP GET hook declared in its annotations), fetch its
+# page from inside its network namespace, show what the hooks did (describe), stop it (PreStop,
+# then SIGTERM), show describe again, and delete it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -24,6 +25,7 @@ for _ in $(seq 50); do
   fi
   sleep 0.1
 done
+h describe demo
 h stop demo
-h state demo
+h describe demo
 h delete demo

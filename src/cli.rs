@@ -172,6 +172,12 @@ pub enum Command {
         force: bool,
         id: String,
     },
+    /// Show a container, its lifecycle hook runs (with output) and its events
+    Describe {
+        #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        id: String,
+    },
     /// Write a default config.json
     Spec {
         #[arg(short, long, default_value = ".", value_name = "DIR")]

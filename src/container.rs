@@ -11,12 +11,10 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use crate::cgroup;
 use crate::cli::{self, Cli, Command, CreateOpts, ListFormat};
 use crate::error::{Ctx, Error, Result};
+use crate::events;
 use crate::process::parent::{self, Child, InitOpts};
 use crate::spec;
 use crate::state::{self, ContainerDir, Phase, Root, State, Status};
-
-pub const GRACE_ANNOTATION: &str = "dev.hookrun.termination-grace-period-seconds";
-pub const DEFAULT_GRACE: u64 = 30;
 
 /// The state root for this invocation.
 pub fn root_dir(g: &cli::Global) -> PathBuf {
@@ -107,6 +105,9 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Stop { time, id } => stop(&root, &id, time).map(|_| 0),
         Command::Delete { force, id } => delete(&root, &id, force).map(|_| 0),
         Command::Spec { bundle } => write_spec(&bundle, rootless_spec).map(|_| 0),
+        Command::Describe { format, id } => {
+            crate::describe::describe(&root, &id, format).map(|_| 0)
+        }
         Command::Features => {
             println!(
                 "{}",
@@ -226,8 +227,15 @@ pub fn create(root: &Root, id: &str, opts: &CreateOpts) -> Result<Created> {
         phase: Phase::Created,
         own_pid_ns: plan.new_ns(oci_spec::runtime::LinuxNamespaceType::Pid),
         cgroup: undo.cgroup.clone().unwrap_or_default(),
+        stop_seq: 0,
     };
     dir.save(&st)?;
+    events::record(
+        &dir.path,
+        events::Type::Normal,
+        "Created",
+        &format!("Created container {id}"),
+    )?;
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, child.pid)?;
     }
@@ -425,17 +433,44 @@ impl NonBlock for std::fs::OpenOptions {
     }
 }
 
+/// Release the entrypoint, then PostStart (the container is `Starting` until it succeeds). A
+/// PostStart cut short by a crash of the runtime that ran it is fired again by the next start.
 pub fn start(root: &Root, id: &str) -> Result<()> {
-    let dir = root.open(id)?;
-    let mut st = dir.load()?;
-    if dir.status(&st) != Status::Created {
-        return Err(not_created(&dir, &st));
+    use crate::hooks::{journal, sequence};
+    {
+        let dir = root.open(id)?;
+        let mut st = dir.load()?;
+        let lc = sequence::lifecycle_of(&st);
+        let status = dir.status(&st);
+        let refire = status == Status::Running
+            && st.phase == Phase::Starting
+            && lc.post_start.is_some()
+            && journal::progress(&journal::load(&dir.path), "PostStart", 0)
+                == journal::Progress::Interrupted;
+        if refire {
+            journal::close_interrupted(&dir.path)?;
+        } else {
+            if status != Status::Created {
+                return Err(not_created(&dir, &st));
+            }
+            st.phase = if lc.post_start.is_some() {
+                Phase::Starting
+            } else {
+                Phase::Running
+            };
+            dir.save(&st)?;
+            release(&dir, &st)?;
+            events::record(
+                &dir.path,
+                events::Type::Normal,
+                "Started",
+                &format!("Started container {id}"),
+            )?;
+            run_late_hooks(&dir, &st, crate::hooks::oci::Kind::Poststart, "running");
+        }
     }
-    release(&dir, &st)?;
-    st.phase = Phase::Running;
-    dir.save(&st)?;
-    run_late_hooks(&dir, &st, crate::hooks::oci::Kind::Poststart, "running");
-    Ok(())
+    // Unlocked: a hung PostStart must not block stop, kill or delete --force.
+    sequence::post_start(root, id)
 }
 
 /// The OCI state document, plus hookrun's `created`, `rootfs`, `owner` and `phase`.
@@ -549,10 +584,22 @@ pub fn container_pids(st: &State) -> Vec<i32> {
 }
 
 pub fn kill(root: &Root, id: &str, sig: i32, all: bool) -> Result<()> {
+    use crate::hooks::sequence;
     let dir = root.open(id)?;
     let st = dir.load()?;
     if dir.status(&st) == Status::Stopped {
         return Err(Error::NotRunning);
+    }
+    let lc = sequence::lifecycle_of(&st);
+    if !all && sig == lc.stop_signal && lc.pre_stop.is_some() && dir.status(&st) == Status::Running
+    {
+        // The stop signal begins a stop: PreStop first (once per stop), then the signal.
+        drop(dir);
+        let opts = sequence::StopOpts {
+            signal_only: Some(sig),
+            ..Default::default()
+        };
+        return sequence::stop(root, id, &opts);
     }
     let init = open_init(&st)?;
     if all && !st.cgroup.paths.is_empty() {
@@ -567,36 +614,14 @@ pub fn kill(root: &Root, id: &str, sig: i32, all: bool) -> Result<()> {
     pidfd_signal(&init, sig)
 }
 
-/// Grace period from the container's annotation, else the default.
-pub fn grace_period(st: &State) -> u64 {
-    st.annotations
-        .get(GRACE_ANNOTATION)
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(DEFAULT_GRACE)
-}
-
-/// stop signal → wait up to the grace period → SIGKILL → wait until stopped.
+/// The full stop sequence (PreStop → stop signal → grace → SIGKILL), `-t` overriding the grace
+/// period.
 pub fn stop(root: &Root, id: &str, time: Option<u64>) -> Result<()> {
-    let dir = root.open(id)?;
-    let mut st = dir.load()?;
-    if dir.status(&st) == Status::Stopped {
-        return Ok(());
-    }
-    let init = open_init(&st)?;
-    let grace = Duration::from_secs(time.unwrap_or_else(|| grace_period(&st)));
-    st.phase = Phase::Stopping;
-    dir.save(&st)?;
-    let stopped = |init: &OwnedFd, t: Duration| -> Result<bool> { Ok(wait_exit(init, Some(t))) };
-    let _ = pidfd_signal(&init, libc::SIGTERM);
-    if !stopped(&init, grace)? {
-        for pid in container_pids(&st) {
-            // SAFETY: kill(2) on the container's processes.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-        let _ = pidfd_signal(&init, libc::SIGKILL);
-        wait_exit(&init, Some(Duration::from_secs(10)));
-    }
-    Ok(())
+    let opts = crate::hooks::sequence::StopOpts {
+        grace: time.map(Duration::from_secs),
+        ..Default::default()
+    };
+    crate::hooks::sequence::stop(root, id, &opts)
 }
 
 pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
@@ -607,11 +632,8 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
     let st = dir.load()?;
     match dir.status(&st) {
         Status::Stopped => {}
-        Status::Created => kill_and_wait(&st),
-        s if force => {
-            let _ = s;
-            kill_and_wait(&st)
-        }
+        Status::Created => kill_and_wait(&dir, &st),
+        _ if force => kill_and_wait(&dir, &st),
         s => {
             return Err(Error::WrongState {
                 id: id.to_string(),
@@ -630,13 +652,21 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
     dir.remove()
 }
 
-fn kill_and_wait(st: &State) {
+fn kill_and_wait(dir: &ContainerDir, st: &State) {
     let Ok(init) = open_init(st) else { return };
-    for pid in container_pids(st) {
-        // SAFETY: kill(2) on the container's processes.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+    // Hooks first: a hung PostStart or PreStop must not outlive a forced delete.
+    for r in crate::hooks::journal::load(&dir.path)
+        .iter()
+        .filter(|r| r.is_running())
+    {
+        if let Some((pid, start)) = r.hook_pid {
+            if state::proc_stat(pid).is_some_and(|s| s.1 == start) {
+                // SAFETY: the hook's process group, identity checked by its start time.
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+            }
+        }
     }
-    let _ = pidfd_signal(&init, libc::SIGKILL);
+    crate::hooks::sequence::kill_everything(st);
     wait_exit(&init, Some(Duration::from_secs(10)));
 }
 
@@ -687,7 +717,7 @@ pub fn features() -> serde_json::Value {
         },
         "annotations": {
             "dev.hookrun.lifecycle": "Kubernetes Lifecycle object (postStart, preStop, stopSignal)",
-            GRACE_ANNOTATION: "termination grace period in seconds (default 30)",
+            crate::hooks::lifecycle::GRACE: "termination grace period in seconds (default 30)",
         }
     })
 }

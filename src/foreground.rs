@@ -15,8 +15,8 @@ use nix::unistd::Pid;
 use crate::cli::CreateOpts;
 use crate::container::{self, pidfd_signal};
 use crate::error::{Ctx, Result};
-use crate::process::channel::Msg;
-use crate::state::{Phase, Root};
+use crate::hooks::sequence;
+use crate::state::Root;
 use crate::tty;
 
 /// Signals the foreground runtime handles itself instead of dying of them.
@@ -54,12 +54,11 @@ pub fn exit_code(ws: WaitStatus) -> Option<i32> {
 
 pub fn run(root: &Root, id: &str, opts: &CreateOpts, detach: bool, keep: bool) -> Result<i32> {
     if detach {
-        let c = container::create(root, id, opts)?;
-        let mut st = c.state;
-        container::release(&c.dir, &st)?;
-        st.phase = Phase::Running;
-        c.dir.save(&st)?;
-        container::run_late_hooks(&c.dir, &st, crate::hooks::oci::Kind::Poststart, "running");
+        drop(container::create(root, id, opts)?);
+        if let Err(e) = container::start(root, id) {
+            let _ = container::delete(root, id, true);
+            return Err(e);
+        }
         return Ok(0);
     }
     // Blocked before the clone so no signal is lost before the signalfd exists; the init
@@ -72,56 +71,76 @@ pub fn run(root: &Root, id: &str, opts: &CreateOpts, detach: bool, keep: bool) -
     let mut opts = opts.clone();
     opts.foreground = true;
     let container::Created {
-        dir,
-        state: mut st,
-        child,
-        pty,
+        dir, child, pty, ..
     } = container::create(root, id, &opts)?;
-    let released = container::release(&dir, &st).and_then(|()| {
-        st.phase = Phase::Running;
-        dir.save(&st)?;
-        container::run_late_hooks(&dir, &st, crate::hooks::oci::Kind::Poststart, "running");
-        Ok(())
-    });
-    // Other commands (state, kill, and our own delete below) may now lock the container.
+    // Other commands (state, kill, and start and delete below) may now lock the container.
     drop(dir);
-    // The init's channel closes on execve (CLOEXEC): a message instead means the last steps
-    // (credentials, capabilities, exec) failed, and it says which.
-    let late = match child.chan.recv() {
-        Ok(Some(Msg::Error { msg })) => Some(crate::error::Error::Child(msg)),
-        _ => None,
-    };
-    if let Some(e) = late.or(released.err()) {
+    // start reads exec.fifo to EOF, so it also reports the init's last steps (exec) failing.
+    if let Err(e) = container::start(root, id) {
         let _ = waitpid(Pid::from_raw(child.pid), None);
         let _ = container::delete(root, id, true);
         return Err(e);
     }
-    let grace = || {
+    let stop = || {
+        let t0 = Instant::now();
+        let opts = sequence::StopOpts {
+            no_wait: true,
+            ..Default::default()
+        };
+        if let Err(e) = sequence::stop(root, id, &opts) {
+            crate::log::warn(format!("stop sequence: {e}"));
+        }
         root.open(id)
             .and_then(|d| d.load())
-            .map(|s| container::grace_period(&s))
-            .unwrap_or(container::DEFAULT_GRACE)
+            .map(|s| sequence::kill_after(&s, t0.elapsed()))
+            .unwrap_or(crate::hooks::lifecycle::MIN_AFTER_PRESTOP)
     };
-    let code = supervise(&mask, child.pid, &child.pidfd, pty, Some(&grace))?;
+    let kill = || {
+        if let Ok(st) = root.open(id).and_then(|d| d.load()) {
+            sequence::kill_everything(&st);
+        }
+    };
+    let code = supervise(
+        &mask,
+        child.pid,
+        &child.pidfd,
+        pty,
+        Some(StopHooks {
+            stop: &stop,
+            kill: &kill,
+        }),
+    )?;
+    if let Ok(dir) = root.open(id) {
+        let msg = format!("Container {id} exited with status {code}");
+        let _ = crate::events::record(&dir.path, crate::events::Type::Normal, "Exited", &msg);
+    }
     if !keep {
         let _ = container::delete(root, id, true);
     }
     Ok(code)
 }
 
+/// What SIGTERM/SIGINT do to a foreground `run`: `stop` runs the stop sequence up to the stop
+/// signal and says how long to wait before `kill`.
+pub struct StopHooks<'a> {
+    pub stop: &'a dyn Fn() -> Duration,
+    pub kill: &'a dyn Fn(),
+}
+
 /// Wait for our child `pid` (a container init, or an exec'd process) and return its exit status
-/// while forwarding signals to it and proxying its terminal. With `stop_grace`, SIGTERM and
-/// SIGINT start the stop sequence instead: SIGTERM now, SIGKILL when the grace period is over.
+/// while forwarding signals to it and proxying its terminal. With `stop_hooks`, SIGTERM and
+/// SIGINT start the stop sequence instead (once), and `kill` follows when its time is up.
 /// `mask` must have been blocked since before the child was cloned.
 pub fn supervise(
     mask: &SigSet,
     pid: i32,
     pidfd: &std::os::fd::OwnedFd,
     pty: Option<std::os::fd::OwnedFd>,
-    stop_grace: Option<&dyn Fn() -> u64>,
+    stop_hooks: Option<StopHooks>,
 ) -> Result<i32> {
     let sfd = SignalFd::with_flags(mask, SfdFlags::SFD_CLOEXEC).ctx(|| "signalfd")?;
     let mut kill_at: Option<Instant> = None;
+    let mut stopping = false;
     // With a terminal: our stdin (raw) → pty master → our stdout.
     let _raw = pty.as_ref().map(|m| {
         tty::set_nonblocking(m);
@@ -169,6 +188,9 @@ pub fn supervise(
             Ok(0) => {
                 // grace period over
                 let _ = pidfd_signal(pidfd, libc::SIGKILL);
+                if let Some(h) = &stop_hooks {
+                    (h.kill)();
+                }
                 kill_at = None;
                 continue;
             }
@@ -193,12 +215,10 @@ pub fn supervise(
             if let Some(c) = done {
                 break c;
             }
-        } else if let (true, Some(grace)) =
-            (sig == libc::SIGTERM || sig == libc::SIGINT, stop_grace)
-        {
-            if kill_at.is_none() {
-                let _ = pidfd_signal(pidfd, libc::SIGTERM);
-                kill_at = Some(Instant::now() + Duration::from_secs(grace()));
+        } else if let (true, Some(h)) = (sig == libc::SIGTERM || sig == libc::SIGINT, &stop_hooks) {
+            if !stopping {
+                stopping = true;
+                kill_at = Some(Instant::now() + (h.stop)());
             }
         } else if sig == libc::SIGWINCH && master.is_some() {
             // The kernel tells the container's foreground group itself.

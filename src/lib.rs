@@ -6,7 +6,9 @@
 pub mod cgroup;
 pub mod cli;
 pub mod container;
+pub mod describe;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod foreground;
 pub mod hooks;

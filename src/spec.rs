@@ -274,6 +274,8 @@ pub fn validate(spec: Spec, bundle: PathBuf) -> Result<Plan> {
         }
     }
     let seccomp = crate::seccomp::compile(linux.seccomp().as_ref())?;
+    // The lifecycle hook annotations are part of the contract: checked now, at create.
+    crate::hooks::lifecycle::from_annotations(&spec.annotations().clone().unwrap_or_default())?;
     Ok(Plan {
         spec,
         bundle,

@@ -76,6 +76,9 @@ pub struct State {
     /// Whether init runs in its own pid namespace (then `kill --all` reaches every process in it).
     #[serde(default)]
     pub own_pid_ns: bool,
+    /// Counts stop sequences: PreStop runs once per stop, and a stop is known by this number.
+    #[serde(default)]
+    pub stop_seq: u32,
     /// The container's cgroup directories, and which of them create made (for kill and delete).
     #[serde(default)]
     pub cgroup: crate::cgroup::Recorded,

@@ -1,3 +1,7 @@
 //! The two hook systems, kept apart: OCI hooks (config.json `hooks`, run by the runtime at fixed
 //! lifecycle points) and, later, Kubernetes-style lifecycle hooks.
+pub mod handlers;
+pub mod journal;
+pub mod lifecycle;
 pub mod oci;
+pub mod sequence;
