@@ -35,7 +35,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     let creates = matches!(cli.cmd, Command::Create { .. } | Command::Run { .. });
     if creates && cli.global.systemd_cgroup {
         return Err(Error::invalid(
-            "--systemd-cgroup: no systemd cgroup driver here; run without it (cgroupfs is used)",
+            "--systemd-cgroup: hookrun has no systemd cgroup driver; run without it to use cgroupfs",
         ));
     }
     let rootless_spec = cli.global.rootless == "true";

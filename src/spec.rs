@@ -213,13 +213,13 @@ pub fn validate(spec: Spec, bundle: PathBuf) -> Result<Plan> {
     if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
         return Err(field(
             "hostname",
-            "setting a hostname needs a new uts namespace",
+            "setting a hostname needs a uts namespace (new or joined)",
         ));
     }
     if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
         return Err(field(
             "domainname",
-            "setting a domainname needs a new uts namespace",
+            "setting a domainname needs a uts namespace (new or joined)",
         ));
     }
     if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty())

@@ -5,7 +5,8 @@
 //! runs in: the runtime (prestart, createRuntime, poststart, poststop) and the container init
 //! (createContainer, startContainer).
 
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -97,11 +98,16 @@ fn run_one(h: &Hook, state: &str) -> std::result::Result<(), String> {
     if let Some(a0) = args.first() {
         cmd.arg0(a0);
     }
+    // Output goes to memory files, not pipes: a chatty hook can never fill a pipe nobody
+    // reads while we wait for it.
+    let (out, err) = (memfd("oci-hook-stdout")?, memfd("oci-hook-stderr")?);
     cmd.args(args.iter().skip(1))
         .env_clear()
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stdout(Stdio::from(out.try_clone().map_err(|e| e.to_string())?))
+        .stderr(Stdio::from(err.try_clone().map_err(|e| e.to_string())?))
+        // its own process group, so a timeout takes its children too
+        .process_group(0);
     for kv in h.env().iter().flatten() {
         if let Some((k, v)) = kv.split_once('=') {
             cmd.env(k, v);
@@ -111,9 +117,11 @@ fn run_one(h: &Hook, state: &str) -> std::result::Result<(), String> {
         .spawn()
         .map_err(|e| crate::error::Error::io("exec", h.path(), e).to_string())?;
     if let Some(mut stdin) = child.stdin.take() {
-        // A hook that does not read its stdin is fine: ignore EPIPE.
+        // A hook that does not read its stdin is fine: ignore EPIPE. The state is small (well
+        // under a pipe's 64 KiB), so this write does not wait on the hook.
         let _ = stdin.write_all(state.as_bytes());
     }
+    let pid = child.id() as i32;
     let deadline = h
         .timeout()
         .map(|t| Instant::now() + Duration::from_secs(t.max(0) as u64));
@@ -124,21 +132,23 @@ fn run_one(h: &Hook, state: &str) -> std::result::Result<(), String> {
             Err(e) => return Err(e.to_string()),
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
+            // SAFETY: kill(2) of the hook's own process group; the hook is our unreaped child.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
             let _ = child.kill();
             let _ = child.wait();
             return Err(format!("timed out after {}s", h.timeout().unwrap_or(0)));
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    if out.status.success() {
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if status.success() {
         return Ok(());
     }
-    let mut text = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    let mut text = String::from_utf8_lossy(&tail(err)).trim().to_string();
     if text.is_empty() {
-        text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        text = String::from_utf8_lossy(&tail(out)).trim().to_string();
     }
-    let how = match (out.status.code(), out.status.signal()) {
+    let how = match (status.code(), status.signal()) {
         (Some(c), _) => format!("exit status {c}"),
         (_, Some(s)) => format!("killed by signal {s}"),
         _ => "failed".to_string(),
@@ -148,6 +158,27 @@ fn run_one(h: &Hook, state: &str) -> std::result::Result<(), String> {
     } else {
         format!("{how}: {text}")
     })
+}
+
+fn memfd(name: &str) -> std::result::Result<OwnedFd, String> {
+    let c = std::ffi::CString::new(name).expect("no NUL");
+    // SAFETY: memfd_create with a valid name; a new fd we own.
+    let fd = unsafe { libc::memfd_create(c.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(format!("memfd_create: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: a fresh fd.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The last 4 KiB a hook wrote (enough for an error message).
+fn tail(fd: OwnedFd) -> Vec<u8> {
+    let mut f = std::fs::File::from(fd);
+    let len = f.seek(SeekFrom::End(0)).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(4096)));
+    let mut v = Vec::new();
+    let _ = f.read_to_end(&mut v);
+    v
 }
 
 #[cfg(test)]
@@ -172,6 +203,17 @@ mod tests {
             std::fs::read_to_string(&out).unwrap(),
             "{\"id\":\"c\"}from-env\n"
         );
+    }
+
+    #[test]
+    fn a_chatty_hook_cannot_block() {
+        let h = hook(serde_json::json!({
+            "path": "/bin/sh", "args": ["sh", "-c", "head -c 1000000 /dev/zero; echo last words >&2; exit 1"], "timeout": 10
+        }));
+        let e = run_all(Kind::Poststart, &[h], "{}")
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("exit status 1: last words"), "{e}");
     }
 
     #[test]

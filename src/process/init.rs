@@ -29,10 +29,11 @@ pub fn run(plan: &Plan, opts: &InitOpts, chan: Channel, statedir: OwnedFd) -> ! 
         Ok(exec) => {
             // sync 2
             let _ = chan.send(&Msg::Ready);
-            let err = finish(exec, &statedir, opts);
-            // Past `Ready` the creator may be gone: say it on stderr too.
+            let (err, told_start) = finish(exec, &statedir, opts);
+            // Past `Ready` the creator may be gone; `start` heard it through exec.fifo when it
+            // got that far. Only when nobody heard is it said on the container's stderr.
             let msg = err.to_string();
-            if chan.send(&Msg::Error { msg: msg.clone() }).is_err() {
+            if chan.send(&Msg::Error { msg: msg.clone() }).is_err() && !told_start {
                 eprintln!("hookrun: container init: {msg}");
             }
             // SAFETY: _exit in a forked child, skipping the parent's atexit work.
@@ -86,6 +87,9 @@ fn setup(plan: &Plan, opts: &InitOpts, chan: &Channel) -> Result<Exec> {
     let new_user = plan.new_ns(T::User);
     if new_user {
         become_root_in_userns()?;
+        // A uid change clears the parent-death signal: arm it again.
+        // SAFETY: prctl with integer arguments.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     }
 
     // Join namespaces given by path. The user namespace first: the others are owned by one.
@@ -210,7 +214,8 @@ fn create_hooks(plan: &Plan, opts: &InitOpts, chan: &Channel, host_pid: i32) -> 
 }
 
 /// After sync 2: block on exec.fifo until `start`, then drop privileges and exec.
-fn finish(exec: Exec, statedir: &OwnedFd, opts: &InitOpts) -> Error {
+/// Returns the error, and whether it was written to exec.fifo for `start` to report.
+fn finish(exec: Exec, statedir: &OwnedFd, opts: &InitOpts) -> (Error, bool) {
     let mut fifo: Option<OwnedFd> = None;
     let r = (|| -> Result<std::convert::Infallible> {
         // Opening for writing blocks until `start` opens the read end.
@@ -243,10 +248,10 @@ fn finish(exec: Exec, statedir: &OwnedFd, opts: &InitOpts) -> Error {
         Err(e) => e,
         Ok(never) => match never {},
     };
-    if let Some(w) = &fifo {
-        let _ = nix::unistd::write(w, e.to_string().as_bytes());
-    }
-    e
+    let told = fifo
+        .as_ref()
+        .is_some_and(|w| nix::unistd::write(w, e.to_string().as_bytes()).is_ok());
+    (e, told)
 }
 
 fn close_inherited(preserve: u32, keep: &[i32]) {

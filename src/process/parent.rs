@@ -246,9 +246,14 @@ fn ready_or_error(child: &Child, m: Option<Msg>) -> Result<()> {
         Some(Msg::Error { msg }) => Err(Error::Child(msg)),
         Some(m) => Err(Error::Child(format!("unexpected message from init: {m:?}"))),
         None => {
-            let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child.pid), None)
-                .map(|s| format!("{s:?}"))
-                .unwrap_or_else(|e| e.to_string());
+            // WNOWAIT: the status without reaping, so the pid stays ours until the caller's
+            // cleanup has killed and reaped it (no recycled pid is ever signalled).
+            let status = nix::sys::wait::waitid(
+                nix::sys::wait::Id::Pid(nix::unistd::Pid::from_raw(child.pid)),
+                nix::sys::wait::WaitPidFlag::WEXITED | nix::sys::wait::WaitPidFlag::WNOWAIT,
+            )
+            .map(|s| format!("{s:?}"))
+            .unwrap_or_else(|e| e.to_string());
             Err(Error::Child(format!(
                 "container init exited before it was ready ({status})"
             )))
