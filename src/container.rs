@@ -18,20 +18,12 @@ use crate::state::{self, ContainerDir, Phase, Root, State, Status};
 
 /// The state root for this invocation.
 pub fn root_dir(g: &cli::Global) -> PathBuf {
-    if let Some(r) = &g.root {
-        return r.clone();
-    }
-    if nix::unistd::geteuid().is_root() {
-        return PathBuf::from("/run/hookrun");
-    }
-    match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(d) if !d.is_empty() => PathBuf::from(d).join("hookrun"),
-        _ => std::env::temp_dir().join(format!("hookrun-{}", nix::unistd::geteuid())),
-    }
+    g.root.clone().unwrap_or_else(crate::rootless::default_root)
 }
 
 pub fn dispatch(cli: Cli) -> Result<i32> {
     let root = Root::new(root_dir(&cli.global));
+    crate::rootless::check_root_owner(&root.path)?;
     let creates = matches!(cli.cmd, Command::Create { .. } | Command::Run { .. });
     if creates && cli.global.systemd_cgroup {
         return Err(Error::invalid(

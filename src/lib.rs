@@ -15,6 +15,7 @@ pub mod hooks;
 pub mod log;
 pub mod process;
 pub mod rootfs;
+pub mod rootless;
 pub mod seccomp;
 pub mod security;
 pub mod spec;

@@ -256,6 +256,12 @@ fn http(target: &HttpTarget, t: &Target, deadline: Option<Instant>) -> Outcome {
         Ok(f) => f,
         Err(e) => return Outcome::fail(format!("open the container's network namespace: {e}")),
     };
+    // Rootless: the netns belongs to the container's user namespace, which must be entered
+    // first to have the right to enter the netns.
+    let own_userns = std::fs::read_link("/proc/self/ns/user").ok();
+    let userns = (std::fs::read_link(format!("/proc/{}/ns/user", t.init_pid)).ok() != own_userns)
+        .then(|| std::fs::File::open(format!("/proc/{}/ns/user", t.init_pid)).ok())
+        .flatten();
     let (r, w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
         Ok(p) => p,
         Err(e) => return Outcome::fail(format!("pipe: {e}")),
@@ -266,7 +272,13 @@ fn http(target: &HttpTarget, t: &Target, deadline: Option<Instant>) -> Outcome {
     let pid = unsafe { libc::fork() };
     if pid == 0 {
         drop(r);
-        let res = match nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET) {
+        let joined_user = match &userns {
+            Some(u) => nix::sched::setns(u, nix::sched::CloneFlags::CLONE_NEWUSER),
+            None => Ok(()),
+        };
+        let res = match joined_user
+            .and_then(|()| nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET))
+        {
             Ok(()) => http_in_netns(target, timeout),
             Err(e) => HttpResult::Error(format!("join the container's network namespace: {e}")),
         };

@@ -71,11 +71,17 @@ fn differs(pid: i32, kind: &str) -> bool {
     theirs.is_some() && theirs != fs::read_link(format!("/proc/self/ns/{kind}")).ok()
 }
 
-/// The init's cgroup.procs files, one per hierarchy, from /proc/<pid>/cgroup.
+/// The init's cgroup.procs files, one per hierarchy, from /proc/<pid>/cgroup — only those of
+/// hierarchies where the init is not in our own cgroup already (rootless containers without a
+/// cgroup of their own share ours, and may not write the files anyway).
 fn cgroup_procs(pid: i32) -> Vec<PathBuf> {
     let cg = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    let ours = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let mut out = Vec::new();
     for line in cg.lines() {
+        if ours.lines().any(|l| l == line) {
+            continue;
+        }
         let mut it = line.splitn(3, ':');
         let (Some(_), Some(ctrls), Some(path)) = (it.next(), it.next(), it.next()) else {
             continue;
@@ -133,54 +139,49 @@ pub fn spawn(req: &JoinRequest) -> Result<Joined> {
         ));
     }
 
-    // pid and time namespaces are entered by the child at birth (our *_for_children).
-    let mut restore = Vec::new();
-    for (kind, flag) in [("pid", libc::CLONE_NEWPID), ("time", libc::CLONE_NEWTIME)] {
-        if differs(pid, kind) {
+    // pid and time namespaces are entered by the child at birth (our *_for_children). Without
+    // privilege that needs the container's user namespace first, which the runtime cannot
+    // leave again: then a short-lived middle process enters it and clones the child as our
+    // sibling's twin (CLONE_PARENT), so the child is still ours to wait for.
+    let user_join = joins
+        .iter()
+        .position(|(_, f, _)| *f == CloneFlags::CLONE_NEWUSER);
+    let (child, pidfd) = if let (Some(u), false) = (user_join, nix::unistd::geteuid().is_root()) {
+        let (userfd, _, _) = joins.remove(u);
+        spawn_via_middle(req, &ours, theirs, &joins, &root, creds, args, &userfd, pid)?
+    } else {
+        let mut restore = Vec::new();
+        for (fd, flag) in birth_namespaces(pid)? {
             let own = open(
-                &PathBuf::from(format!("/proc/self/ns/{kind}")),
+                &PathBuf::from(format!(
+                    "/proc/self/ns/{}",
+                    if flag == CloneFlags::CLONE_NEWPID {
+                        "pid"
+                    } else {
+                        "time"
+                    }
+                )),
                 OFlag::O_RDONLY | OFlag::O_CLOEXEC,
                 Mode::empty(),
             )
-            .ctx(|| format!("open own {kind} namespace"))?;
-            let target = open(
-                &ns_link(pid, kind),
-                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .ctx(|| format!("open {kind} namespace of the container"))?;
-            let flag = CloneFlags::from_bits_retain(flag);
-            setns(&target, flag).ctx(|| format!("join {kind} namespace"))?;
+            .ctx(|| "open own namespace")?;
+            setns(&fd, flag).ctx(|| "join the container's pid/time namespace")?;
             restore.push((own, flag));
         }
-    }
-    let mut pidfd: libc::c_int = -1;
-    let cargs = super::parent::CloneArgs {
-        flags: libc::CLONE_PIDFD as u64,
-        pidfd: &mut pidfd as *mut libc::c_int as u64,
-        exit_signal: libc::SIGCHLD as u64,
-        ..Default::default()
+        let mut pidfd: libc::c_int = -1;
+        let rc = clone3(libc::CLONE_PIDFD as u64, &mut pidfd);
+        if rc == 0 {
+            drop(ours);
+            child_main(req, theirs, &joins, &root, creds, args);
+        }
+        for (fd, flag) in restore {
+            setns(&fd, flag).ctx(|| "return to the runtime's namespace")?;
+        }
+        let child = Errno::result(rc).ctx(|| "clone3 exec process")? as i32;
+        drop(theirs);
+        // SAFETY: clone3 with CLONE_PIDFD stored a new fd we now own.
+        (child, unsafe { OwnedFd::from_raw_fd(pidfd) })
     };
-    // SAFETY: clone3 without a stack behaves like fork; the runtime is single-threaded. The
-    // child never returns from `child_main`.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &cargs as *const _,
-            std::mem::size_of_val(&cargs),
-        )
-    };
-    if rc == 0 {
-        drop(ours);
-        child_main(req, theirs, &joins, &root, creds, args);
-    }
-    for (fd, flag) in restore {
-        setns(&fd, flag).ctx(|| "return to the runtime's namespace")?;
-    }
-    let child = Errno::result(rc).ctx(|| "clone3 exec process")? as i32;
-    // SAFETY: clone3 with CLONE_PIDFD stored a new fd we now own.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-    drop(theirs);
     let kill = |e: Error| {
         // SAFETY: kill(2) and waitpid on our own unreaped child.
         unsafe { libc::kill(child, libc::SIGKILL) };
@@ -207,6 +208,118 @@ pub fn spawn(req: &JoinRequest) -> Result<Joined> {
         pidfd,
         pty,
     })
+}
+
+fn clone3(flags: u64, pidfd: &mut libc::c_int) -> libc::c_long {
+    let cargs = super::parent::CloneArgs {
+        flags,
+        pidfd: pidfd as *mut libc::c_int as u64,
+        exit_signal: if flags & libc::CLONE_PARENT as u64 != 0 {
+            0
+        } else {
+            libc::SIGCHLD as u64
+        },
+        ..Default::default()
+    };
+    // SAFETY: clone3 without a stack behaves like fork; the calling process is single-threaded.
+    unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &cargs as *const _,
+            std::mem::size_of_val(&cargs),
+        )
+    }
+}
+
+/// The container's pid and time namespaces where they are not ours: a child enters them at
+/// birth, through the parent's *_for_children.
+fn birth_namespaces(pid: i32) -> Result<Vec<(OwnedFd, CloneFlags)>> {
+    let mut out = Vec::new();
+    for (kind, flag) in [("pid", libc::CLONE_NEWPID), ("time", libc::CLONE_NEWTIME)] {
+        if differs(pid, kind) {
+            let fd = open(
+                &ns_link(pid, kind),
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .ctx(|| format!("open {kind} namespace of the container"))?;
+            out.push((fd, CloneFlags::from_bits_retain(flag)));
+        }
+    }
+    Ok(out)
+}
+
+/// The unprivileged way in: a middle process joins the container's user namespace, then its
+/// pid/time namespaces for children, clones the child with CLONE_PARENT (so the child is the
+/// runtime's, to wait for and signal), reports its pid and exits.
+#[allow(clippy::too_many_arguments)]
+fn spawn_via_middle(
+    req: &JoinRequest,
+    ours: &Channel,
+    theirs: Channel,
+    joins: &[(OwnedFd, CloneFlags, &str)],
+    root: &OwnedFd,
+    creds: Creds,
+    args: Vec<String>,
+    userfd: &OwnedFd,
+    init: i32,
+) -> Result<(i32, OwnedFd)> {
+    let births = birth_namespaces(init)?;
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe")?;
+    // SAFETY: fork of the single-threaded runtime; the middle process only calls setns, clone3,
+    // write and _exit (or runs child_main in its clone).
+    let middle = unsafe { libc::fork() };
+    if middle == 0 {
+        drop(r);
+        let go = setns(userfd, CloneFlags::CLONE_NEWUSER)
+            .map_err(|e| Error::sys("join the container's user namespace", e))
+            .and_then(|()| {
+                for (fd, flag) in &births {
+                    setns(fd, *flag).ctx(|| "join the container's pid/time namespace")?;
+                }
+                Ok(())
+            });
+        let rc = match go {
+            Ok(()) => {
+                let mut unused: libc::c_int = -1;
+                clone3(libc::CLONE_PARENT as u64, &mut unused)
+            }
+            Err(e) => {
+                let _ = theirs.send(&Msg::Error { msg: e.to_string() });
+                // SAFETY: _exit in a forked child.
+                unsafe { libc::_exit(1) }
+            }
+        };
+        if rc == 0 {
+            drop(w);
+            child_main(req, theirs, joins, root, creds, args);
+        }
+        let _ = nix::unistd::write(&w, &(rc as i32).to_ne_bytes());
+        // SAFETY: _exit in a forked child.
+        unsafe { libc::_exit(0) }
+    }
+    drop(w);
+    drop(theirs);
+    if middle < 0 {
+        return Err(Error::sys("fork", Errno::last()));
+    }
+    let mut b = [0u8; 4];
+    let n = nix::unistd::read(&r, &mut b).unwrap_or(0);
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(middle), None);
+    let child = i32::from_ne_bytes(b);
+    if n != 4 || child <= 0 {
+        return match ours.recv() {
+            Ok(Some(Msg::Error { msg })) => Err(Error::Child(msg)),
+            _ => Err(Error::Child(
+                "could not start a process in the container".into(),
+            )),
+        };
+    }
+    // SAFETY: pidfd_open of our own unreaped child (CLONE_PARENT made it ours).
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child, 0) };
+    let fd = Errno::result(fd).ctx(|| "pidfd_open")? as i32;
+    // SAFETY: a fresh fd we own.
+    Ok((child, unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
 /// /proc/<pid>/setgroups says "deny" in a rootless user namespace.

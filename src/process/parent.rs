@@ -184,12 +184,15 @@ pub fn spawn_with(
     child.chan.send(&Msg::Pid { pid })?;
     if plan.new_ns(T::User) {
         let l = plan.linux();
-        write_id_maps(
-            pid,
+        let (uids, gids) = (
             l.uid_mappings().as_deref().unwrap_or(&[]),
             l.gid_mappings().as_deref().unwrap_or(&[]),
-            false,
-        )?;
+        );
+        if nix::unistd::geteuid().is_root() {
+            write_id_maps(pid, uids, gids, false)?;
+        } else {
+            crate::rootless::write_maps(pid, uids, gids)?;
+        }
     }
     before_go(pid)?;
     child.chan.send(&Msg::Go)?; // sync 1
