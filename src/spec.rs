@@ -227,8 +227,27 @@ pub fn validate(spec: Spec, bundle: PathBuf) -> Result<Plan> {
     {
         return Err(field("linux.timeOffsets", "needs a new time namespace"));
     }
+    // A namespace is the container's own when it is new, or joined by a path that is not the
+    // runtime's (podman hands over a network namespace it made, by path).
+    let own = |k: LinuxNamespaceType| {
+        namespaces.iter().any(|n: &Ns| {
+            n.kind == k
+                && match &n.path {
+                    None => true,
+                    Some(p) => {
+                        let kind = match k {
+                            LinuxNamespaceType::Network => "net",
+                            LinuxNamespaceType::Ipc => "ipc",
+                            LinuxNamespaceType::Uts => "uts",
+                            _ => return false,
+                        };
+                        std::fs::read_link(p).ok() != std::fs::read_link(format!("/proc/self/ns/{kind}")).ok()
+                    }
+                }
+        })
+    };
     for (k, _) in linux.sysctl().iter().flatten() {
-        check_sysctl(k, &new)?;
+        check_sysctl(k, &own)?;
     }
     if let Some(p) = linux.rootfs_propagation() {
         if ![
@@ -300,15 +319,15 @@ fn check_sysctl(k: &str, new: &dyn Fn(LinuxNamespaceType) -> bool) -> Result<()>
     ];
     if ipc.contains(&k) || k.starts_with("fs.mqueue.") {
         if !new(LinuxNamespaceType::Ipc) {
-            return Err(field(&f(), "needs a new ipc namespace"));
+            return Err(field(&f(), "needs an ipc namespace of the container's own"));
         }
     } else if k.starts_with("net.") {
         if !new(LinuxNamespaceType::Network) {
-            return Err(field(&f(), "needs a new network namespace"));
+            return Err(field(&f(), "needs a network namespace of the container's own"));
         }
     } else if k == "kernel.hostname" || k == "kernel.domainname" {
         if !new(LinuxNamespaceType::Uts) {
-            return Err(field(&f(), "needs a new uts namespace"));
+            return Err(field(&f(), "needs a uts namespace of the container's own"));
         }
     } else {
         return Err(field(
@@ -404,7 +423,7 @@ mod tests {
     fn ipc_and_net_sysctls_need_their_namespace() {
         let mut v = base();
         v["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"});
-        assert!(err(v).contains("needs a new network namespace"));
+        assert!(err(v).contains("needs a network namespace of the container's own"));
         let mut v = base();
         v["linux"]["namespaces"] =
             serde_json::json!([{"type": "mount"}, {"type": "network"}, {"type": "ipc"}]);
