@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench/bench.sh: start-up latency and peak RSS of hookrun compared with runc and crun.
+# bench/bench.sh: start-up, exec and lifecycle-hook latency and peak RSS of hookrun compared
+# with runc and crun.
 #
 # Usage: sudo bench/bench.sh      (see bench/README.md)
 #
@@ -68,7 +69,9 @@ ROOTFS=$(bash "$REPO/rootfs-fixtures/build.sh" "$REPO/target/fixtures") || die "
 [[ -x $ROOTFS/bin/true ]] || die "no $ROOTFS/bin/true"
 
 WORK=$(mktemp -d /tmp/hookrun-bench.XXXXXX) || die "mktemp failed"
-BUNDLE=$WORK/bundle
+BUNDLE=$WORK/bundle          # /bin/true
+SLEEP_BUNDLE=$WORK/bundle-sleep # sleep 100000: the container `exec` goes into
+LC_BUNDLE=$WORK/bundle-lc    # exits on SIGTERM; PostStart and PreStop exec /bin/true
 ACTIVE=() # runtimes being benchmarked
 
 cleanup() {
@@ -99,20 +102,35 @@ trap 'on_signal INT' INT
 trap 'on_signal TERM' TERM
 trap 'on_signal HUP' HUP
 
-mkdir -p "$BUNDLE" "$WORK/res" || die "cannot populate $WORK"
+mkdir -p "$BUNDLE" "$SLEEP_BUNDLE" "$LC_BUNDLE" "$WORK/res" || die "cannot populate $WORK"
 "${RT_BIN[hookrun]}" spec -b "$BUNDLE" </dev/null || die "hookrun spec -b $BUNDLE failed"
 # ociVersion 1.0.2: crun 1.8 rejects anything but 1.0.x ("unknown version specified").
-"$PYTHON" - "$BUNDLE/config.json" "$ROOTFS" <<'EOF' || die "cannot edit config.json"
+# The lifecycle bundle's entrypoint is pid 1, which ignores SIGTERM unless it traps it; it waits
+# on a background sleep so that the trap runs at once (a foreground sleep would delay it).
+# runc and crun ignore the dev.hookrun.* annotations.
+"$PYTHON" - "$BUNDLE" "$SLEEP_BUNDLE" "$LC_BUNDLE" "$ROOTFS" <<'EOF' || die "cannot edit config.json"
 import json, sys
-path, rootfs = sys.argv[1], sys.argv[2]
-with open(path) as f:
+true_b, sleep_b, lc_b, rootfs = sys.argv[1:5]
+with open(true_b + "/config.json") as f:
     c = json.load(f)
 c["ociVersion"] = "1.0.2"
 c["process"]["terminal"] = False
-c["process"]["args"] = ["/bin/true"]
 c["root"] = {"path": rootfs, "readonly": True}
-with open(path, "w") as f:
-    json.dump(c, f, indent=2)
+c.pop("annotations", None)
+hook = {"exec": {"command": ["/bin/true"]}}
+for bundle, args, ann in (
+    (true_b, ["/bin/true"], None),
+    (sleep_b, ["sleep", "100000"], None),
+    (lc_b, ["sh", "-c", 'trap "exit 0" TERM; while :; do sleep 1 & wait $!; done'], {
+        "dev.hookrun.lifecycle": json.dumps({"postStart": hook, "preStop": hook}),
+        "dev.hookrun.termination-grace-period-seconds": "5",
+    }),
+):
+    c["process"]["args"] = args
+    if ann:
+        c["annotations"] = ann
+    with open(bundle + "/config.json", "w") as f:
+        json.dump(c, f, indent=2)
 EOF
 
 # --- helpers ------------------------------------------------------------------
@@ -135,7 +153,7 @@ pid_gone() {
 }
 
 declare -A FAILS=() FIRST_ERR=()
-# fail RUNTIME BENCH ID: count a failed iteration, keep its first error, remove leftovers.
+# fail RUNTIME BENCH [ID]: count a failed iteration, keep its first error, remove container ID.
 fail() {
 	local key=$1/$2
 	FAILS[$key]=$((${FAILS[$key]:-0} + 1))
@@ -143,7 +161,59 @@ fail() {
 		FIRST_ERR[$key]=$(tr '\n' ' ' <"$WORK/err")
 		log "$1 $2 failed: ${FIRST_ERR[$key]}"
 	fi
-	rt "$1" delete -f "$3" </dev/null >/dev/null 2>&1
+	[[ -z ${3:-} ]] || rt "$1" delete -f "$3" </dev/null >/dev/null 2>&1
+}
+
+# record RUNTIME BENCH T0 T1 [RECORD]: store T1 - T0 (µs) in ns when RECORD is set.
+record() { [[ -z ${5:-} ]] || echo $((($4 - $3) * 1000)) >>"$WORK/res/$1.$2"; }
+
+# wait_stopped RUNTIME ID PIDFILE DEADLINE: wait for the init to exit with a fork-free /proc
+# check every 1 ms, then ask the runtime once (and again every 1 ms should it not say
+# "stopped" yet). Fails (message in $WORK/err) at DEADLINE (µs, as now_us).
+wait_stopped() {
+	local r=$1 id=$2 pid= out
+	{ read -r pid <"$3"; } 2>/dev/null # no trailing newline: read fails but still sets pid
+	if [[ $pid =~ ^[0-9]+$ ]]; then
+		until pid_gone "$pid"; do
+			now_us; ((REPLY < $4)) || break
+			msleep 0.001
+		done
+	fi
+	while :; do
+		out=$(rt "$r" state "$id" </dev/null 2>"$WORK/err")
+		[[ $out =~ \"status\"[[:space:]]*:[[:space:]]*\"stopped\" ]] && return 0
+		now_us
+		if ((REPLY >= $4)); then
+			echo "not stopped in time; last state: $out" >>"$WORK/err"
+			return 1
+		fi
+		msleep 0.001
+	done
+}
+
+# wait_term_trap PIDFILE DEADLINE: wait (fork-free, 1 ms steps) until the init catches SIGTERM
+# (bit 15 of SigCgt in /proc/PID/status), i.e. the lifecycle entrypoint has set its trap.
+wait_term_trap() {
+	local pid= line mask
+	{ read -r pid <"$1"; } 2>/dev/null
+	if [[ ! $pid =~ ^[0-9]+$ ]]; then
+		echo "no pid in the pid file" >"$WORK/err"
+		return 1
+	fi
+	while :; do
+		mask=
+		{ while read -r line; do
+			[[ $line == SigCgt:* ]] && { mask=${line#SigCgt:}; break; }
+		done <"/proc/$pid/status"; } 2>/dev/null
+		mask=${mask//[[:space:]]/}
+		[[ $mask =~ ^[0-9a-fA-F]+$ ]] && (((16#$mask >> 14) & 1)) && return 0
+		now_us
+		if ((REPLY >= $2)); then
+			echo "the entrypoint (pid $pid) has not trapped SIGTERM in time" >"$WORK/err"
+			return 1
+		fi
+		msleep 0.001
+	done
 }
 
 # bench_run RUNTIME ID [RECORD]: `run` of /bin/true in the foreground.
@@ -159,43 +229,86 @@ bench_run() {
 	fi
 	# runc, crun and hookrun all delete after a foreground run; make sure of it.
 	[[ ! -e $WORK/root-$r/$id ]] || rt "$r" delete -f "$id" </dev/null >/dev/null 2>&1
-	[[ -z ${3:-} ]] || echo $(((t1 - t0) * 1000)) >>"$WORK/res/$r.run"
+	record "$r" run "$t0" "$t1" "${3:-}"
 }
 
 # bench_cycle RUNTIME ID [RECORD]: create, start, wait for the exit, delete.
 bench_cycle() {
-	local r=$1 id=$2 t0 t1 pid out deadline
+	local r=$1 id=$2 t0 t1
 	local pidfile=$WORK/pid
 	rm -f "$pidfile"
 	now_us; t0=$REPLY
 	rt "$r" create --bundle "$BUNDLE" --pid-file "$pidfile" "$id" </dev/null >/dev/null 2>"$WORK/err" ||
 		{ fail "$r" cycle "$id"; return; }
 	rt "$r" start "$id" </dev/null >/dev/null 2>"$WORK/err" || { fail "$r" cycle "$id"; return; }
-	# Wait for the init to exit with a fork-free /proc check every 1 ms, then ask the
-	# runtime once (and again every 1 ms should it not say "stopped" yet).
-	deadline=$((t0 + 10000000))
-	pid= # the pid file has no trailing newline: read fails but still sets pid
-	{ read -r pid <"$pidfile"; } 2>/dev/null
-	if [[ $pid =~ ^[0-9]+$ ]]; then
-		until pid_gone "$pid"; do
-			now_us; ((REPLY < deadline)) || break
-			msleep 0.001
-		done
-	fi
-	while :; do
-		out=$(rt "$r" state "$id" </dev/null 2>"$WORK/err")
-		[[ $out =~ \"status\"[[:space:]]*:[[:space:]]*\"stopped\" ]] && break
-		now_us
-		if ((REPLY >= deadline)); then
-			echo "not stopped after 10 s; last state: $out" >>"$WORK/err"
-			fail "$r" cycle "$id"
-			return
-		fi
-		msleep 0.001
-	done
+	wait_stopped "$r" "$id" "$pidfile" $((t0 + 10000000)) || { fail "$r" cycle "$id"; return; }
 	rt "$r" delete "$id" </dev/null >/dev/null 2>"$WORK/err" || { fail "$r" cycle "$id"; return; }
 	now_us; t1=$REPLY
-	[[ -z ${3:-} ]] || echo $(((t1 - t0) * 1000)) >>"$WORK/res/$r.cycle"
+	record "$r" cycle "$t0" "$t1" "${3:-}"
+}
+
+# bench_exec RUNTIME [RECORD]: `exec EXEC_ID /bin/true` in the long-running container.
+bench_exec() {
+	local r=$1 t0 t1 rc
+	now_us; t0=$REPLY
+	rt "$r" exec "$EXEC_ID" /bin/true </dev/null >/dev/null 2>"$WORK/err"
+	rc=$?
+	now_us; t1=$REPLY
+	((rc == 0)) || { echo "(exit status $rc)" >>"$WORK/err"; fail "$r" exec; return; }
+	record "$r" exec "$t0" "$t1" "${2:-}"
+}
+
+# bench_poststart RUNTIME ID [RECORD]: on a created lifecycle container (created untimed),
+# hookrun: `start` (returns once PostStart exec /bin/true is done);
+# runc, crun: `start`, then `exec /bin/true`. Then `delete -f`, untimed.
+bench_poststart() {
+	local r=$1 id=$2 t0 t1
+	rt "$r" create --bundle "$LC_BUNDLE" "$id" </dev/null >/dev/null 2>"$WORK/err" ||
+		{ fail "$r" poststart "$id"; return; }
+	now_us; t0=$REPLY
+	if [[ $r == hookrun ]]; then
+		rt "$r" start "$id" </dev/null >/dev/null 2>"$WORK/err" || { fail "$r" poststart "$id"; return; }
+	else
+		rt "$r" start "$id" </dev/null >/dev/null 2>"$WORK/err" || { fail "$r" poststart "$id"; return; }
+		rt "$r" exec "$id" /bin/true </dev/null >/dev/null 2>"$WORK/err" || { fail "$r" poststart "$id"; return; }
+	fi
+	now_us; t1=$REPLY
+	rt "$r" delete -f "$id" </dev/null >/dev/null 2>"$WORK/err" || { fail "$r" poststart "$id"; return; }
+	record "$r" poststart "$t0" "$t1" "${3:-}"
+}
+
+# bench_stop RUNTIME ID [RECORD]: create and start a lifecycle container and wait until its
+# entrypoint traps SIGTERM (untimed), then
+# hookrun: `stop` (PreStop exec /bin/true, SIGTERM, wait for the exit);
+# runc, crun: `exec /bin/true`, `kill TERM`, wait until `state` says stopped (as in cycle).
+# Then `delete`, untimed (hookrun: after checking that `state` says stopped).
+bench_stop() {
+	local r=$1 id=$2 t0 t1 out
+	local pidfile=$WORK/pid
+	rm -f "$pidfile"
+	rt "$r" create --bundle "$LC_BUNDLE" --pid-file "$pidfile" "$id" </dev/null >/dev/null 2>"$WORK/err" ||
+		{ fail "$r" stop "$id"; return; }
+	rt "$r" start "$id" </dev/null >/dev/null 2>"$WORK/err" || { fail "$r" stop "$id"; return; }
+	now_us
+	wait_term_trap "$pidfile" $((REPLY + 10000000)) || { fail "$r" stop "$id"; return; }
+	now_us; t0=$REPLY
+	if [[ $r == hookrun ]]; then
+		rt "$r" stop "$id" </dev/null >/dev/null 2>"$WORK/err" || { fail "$r" stop "$id"; return; }
+		now_us; t1=$REPLY
+		out=$(rt "$r" state "$id" </dev/null 2>"$WORK/err")
+		if [[ ! $out =~ \"status\"[[:space:]]*:[[:space:]]*\"stopped\" ]]; then
+			echo "not stopped after stop returned; state: $out" >>"$WORK/err"
+			fail "$r" stop "$id"
+			return
+		fi
+	else
+		rt "$r" exec "$id" /bin/true </dev/null >/dev/null 2>"$WORK/err" || { fail "$r" stop "$id"; return; }
+		rt "$r" kill "$id" TERM </dev/null >/dev/null 2>"$WORK/err" || { fail "$r" stop "$id"; return; }
+		wait_stopped "$r" "$id" "$pidfile" $((t0 + 10000000)) || { fail "$r" stop "$id"; return; }
+		now_us; t1=$REPLY
+	fi
+	rt "$r" delete "$id" </dev/null >/dev/null 2>"$WORK/err" || { fail "$r" stop "$id"; return; }
+	record "$r" stop "$t0" "$t1" "${3:-}"
 }
 
 # bench_rss RUNTIME ID: peak RSS (KiB) of `run` under GNU time.
@@ -229,6 +342,44 @@ for r in "${RT_NAMES[@]}"; do
 done
 ((${#ACTIVE[@]} >= 2)) || log "note: only hookrun is available; no ratios"
 
+# hookrun must really run both hooks, or its lifecycle numbers mean nothing: one untimed
+# start/stop of the lifecycle bundle, checked with `describe --format json`.
+# check_hook ID HOOK: HOOK (PostStart, PreStop) has a Succeeded run in describe.
+check_hook() {
+	rt hookrun describe --format json "$1" </dev/null 2>>"$WORK/err" | "$PYTHON" -c '
+import json, sys
+runs = json.load(sys.stdin).get("hookRuns") or []
+mine = [x for x in runs if x.get("hook") == sys.argv[1]]
+if not any(x.get("result") == "Succeeded" for x in mine):
+    sys.exit(f"describe shows no Succeeded {sys.argv[1]} run: {mine}")
+' "$2" 2>>"$WORK/err"
+}
+LIFECYCLE=1
+: >"$WORK/err"
+id=probe-lc-$$
+rm -f "$WORK/pid"
+if ! { rt hookrun create --bundle "$LC_BUNDLE" --pid-file "$WORK/pid" "$id" </dev/null >/dev/null 2>>"$WORK/err" &&
+	rt hookrun start "$id" </dev/null >/dev/null 2>>"$WORK/err" && check_hook "$id" PostStart &&
+	now_us && wait_term_trap "$WORK/pid" $((REPLY + 10000000)) &&
+	rt hookrun stop "$id" </dev/null >/dev/null 2>>"$WORK/err" && check_hook "$id" PreStop &&
+	rt hookrun delete "$id" </dev/null >/dev/null 2>>"$WORK/err"; }; then
+	LIFECYCLE=0
+	log "warning: hookrun's lifecycle hooks do not work, skipping the lifecycle benchmarks: $(tr '\n' ' ' <"$WORK/err")"
+	rt hookrun delete -f "$id" </dev/null >/dev/null 2>&1
+fi
+
+# One long-running container per runtime for `exec`, created and started once.
+EXEC_ID=exec-$$
+EXEC_RTS=()
+for r in "${ACTIVE[@]}"; do
+	if rt "$r" create --bundle "$SLEEP_BUNDLE" "$EXEC_ID" </dev/null >/dev/null 2>"$WORK/err" &&
+		rt "$r" start "$EXEC_ID" </dev/null >/dev/null 2>"$WORK/err"; then
+		EXEC_RTS+=("$r")
+	else
+		fail "$r" exec "$EXEC_ID"
+	fi
+done
+
 HAVE_TIME=1
 if [[ ! -x /usr/bin/time ]] || ! /usr/bin/time -f %M -o /dev/null true 2>/dev/null; then
 	HAVE_TIME=0
@@ -239,18 +390,29 @@ fi
 K=${#ACTIVE[@]}
 # rotated I: the active runtimes, starting at index I mod K (spreads drift and noise).
 rotated() { local j; ORDER=(); for ((j = 0; j < K; j++)); do ORDER+=("${ACTIVE[($1 + j) % K]}"); done; }
+in_exec() { [[ " ${EXEC_RTS[*]} " == *" $1 "* ]]; }
+
+# iteration I PREFIX [RECORD]: every benchmark once per runtime, runtimes in rotated order.
+iteration() {
+	local r
+	rotated "$1"
+	for r in "${ORDER[@]}"; do bench_run "$r" "${2}r$1-$$" ${3:-}; done
+	for r in "${ORDER[@]}"; do bench_cycle "$r" "${2}c$1-$$" ${3:-}; done
+	for r in "${ORDER[@]}"; do in_exec "$r" && bench_exec "$r" ${3:-}; done
+	((LIFECYCLE)) || return 0
+	for r in "${ORDER[@]}"; do bench_poststart "$r" "${2}p$1-$$" ${3:-}; done
+	for r in "${ORDER[@]}"; do bench_stop "$r" "${2}s$1-$$" ${3:-}; done
+}
 
 log "warm-up: $WARMUP iteration(s) per runtime"
-for ((i = 0; i < WARMUP; i++)); do
-	rotated "$i"
-	for r in "${ORDER[@]}"; do bench_run "$r" "w$i-$$"; bench_cycle "$r" "wc$i-$$"; done
-done
+for ((i = 0; i < WARMUP; i++)); do iteration "$i" w; done
 log "timing: $N iteration(s) per runtime, runtimes alternating"
 for ((i = 0; i < N; i++)); do
-	rotated "$i"
-	for r in "${ORDER[@]}"; do bench_run "$r" "r$i-$$" 1; done
-	for r in "${ORDER[@]}"; do bench_cycle "$r" "c$i-$$" 1; done
+	iteration "$i" "" 1
 	(((i + 1) % 10 == 0 || i + 1 == N)) && log "  $((i + 1))/$N"
+done
+for r in "${EXEC_RTS[@]}"; do
+	rt "$r" delete -f "$EXEC_ID" </dev/null >/dev/null 2>&1 || log "warning: $r delete -f $EXEC_ID failed"
 done
 if ((HAVE_TIME)); then
 	log "peak RSS: $RSS_N run(s) per runtime under /usr/bin/time -f %M"
@@ -266,11 +428,12 @@ if [[ -n ${BENCH_RAW_DIR:-} ]]; then
 fi
 
 # --- report -------------------------------------------------------------------
-"$PYTHON" - "$WORK/res" "$N" "$RSS_N" "$WARMUP" "${BENCH_IN_NS:-}" "${ACTIVE[@]}" <<'EOF'
+"$PYTHON" - "$WORK/res" "$N" "$RSS_N" "$WARMUP" "${BENCH_IN_NS:-}" "$LIFECYCLE" "${ACTIVE[@]}" <<'EOF'
 import math, os, sys
 
-res, n, rss_n, warmup, in_ns, active = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]),
-                                        int(sys.argv[4]), sys.argv[5], sys.argv[6:])
+res, n, rss_n, warmup, in_ns, lifecycle, active = (
+    sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5],
+    sys.argv[6] == "1", sys.argv[7:])
 
 def load(name):
     try:
@@ -304,8 +467,21 @@ meds = {}
 print()
 print(f"hookrun benchmark: {n} timed iterations per runtime (after {warmup} warm-up), "
       f"{os.cpu_count()} CPUs" + (", private mount namespace without the cgroup v2 mount" if in_ns else ""))
-for bench, title in (("run", "run /bin/true"), ("cycle", "create/start/wait/delete")):
+BENCHES = (
+    ("run", "run /bin/true", None),
+    ("cycle", "create/start/wait/delete", None),
+    ("exec", "exec /bin/true", "into a running `sleep 100000` container"),
+    ("poststart", "start + PostStart exec", "hookrun: start (returns after PostStart exec /bin/true); "
+     "runc, crun: start && exec /bin/true"),
+    ("stop", "stop with PreStop exec", "hookrun: stop (PreStop exec /bin/true, SIGTERM, exit); "
+     "runc, crun: exec /bin/true && kill TERM && poll state until stopped"),
+)
+if not lifecycle:
+    print("(lifecycle benchmarks skipped: hookrun's hooks did not work, see the log above)")
+for bench, title, note in BENCHES:
     print()
+    if note:
+        print(f"{title}: {note}")
     print(f"{title:<26}{'median ms':>10}{'p90 ms':>9}{'ratio vs runc':>15}{'ratio vs crun':>15}{'ok/failed':>11}")
     for r in active:
         meds[(bench, r)] = median([x / 1e6 for x in load(f"{r}.{bench}")])
@@ -332,7 +508,7 @@ if have_rss:
               f"{len(v):>6}/{fails.get(f'{r}/rss', 0)}")
 
 print()
-print("targets (from the issue):")
+print("targets (from the issues):")
 ok = True
 def target(label, key, factor, unit, spec):
     global ok
@@ -348,6 +524,9 @@ def target(label, key, factor, unit, spec):
           f"{base:{spec}} {unit}  (ratio {h / base:.2f})")
 target("run /bin/true median", "run", 0.5, "ms", ".2f")
 target("create/start/wait/delete median", "cycle", 0.5, "ms", ".2f")
+target("exec /bin/true median", "exec", 0.5, "ms", ".2f")
+target("start to PostStart done median (runc: start+exec)", "poststart", 0.5, "ms", ".2f")
+target("stop with PreStop median (runc: exec+kill+wait)", "stop", 0.5, "ms", ".2f")
 target("peak RSS of run (median)", "rss", 1, "KiB", ".0f")
 sys.exit(0 if ok else 3)
 EOF
