@@ -190,7 +190,8 @@ pub fn create(root: &Root, id: &str, opts: &CreateOpts) -> Result<Created> {
     let annotations = plan.spec.annotations().clone().unwrap_or_default();
     let mut create_hooks = || -> Result<()> {
         use crate::hooks::oci::{hooks, run_all, state_doc, Kind};
-        let st = state_doc(id, "creating", child.pid, &plan.bundle, &annotations);
+        // "created" per the runtime spec's state.md: the environment exists (lifecycle step 2).
+        let st = state_doc(id, "created", child.pid, &plan.bundle, &annotations);
         run_all(Kind::Prestart, &hooks(&plan.spec, Kind::Prestart), &st)?;
         run_all(
             Kind::CreateRuntime,
@@ -401,9 +402,13 @@ pub fn run_late_hooks(dir: &ContainerDir, st: &State, kind: crate::hooks::oci::K
         return;
     }
     let doc = state_doc(&st.id, status, st.pid, &st.bundle, &st.annotations);
-    if let Err(e) = run_all(kind, &hs, &doc) {
-        crate::log::warn(e.to_string());
-        eprintln!("hookrun: warning: {e}");
+    // Each hook runs even when one before it failed: the lifecycle goes on as if it succeeded.
+    for (i, h) in hs.iter().enumerate() {
+        if let Err(e) = run_all(kind, std::slice::from_ref(h), &doc) {
+            let e = e.to_string().replacen("hook #0", &format!("hook #{i}"), 1);
+            crate::log::warn(&e);
+            eprintln!("hookrun: warning: {e}");
+        }
     }
 }
 
@@ -624,7 +629,6 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
     let st = dir.load()?;
     match dir.status(&st) {
         Status::Stopped => {}
-        Status::Created => kill_and_wait(&dir, &st),
         _ if force => kill_and_wait(&dir, &st),
         s => {
             return Err(Error::WrongState {

@@ -36,11 +36,19 @@ impl Plan {
     pub fn new_ns(&self, kind: LinuxNamespaceType) -> bool {
         self.ns(kind).is_some_and(|n| n.path.is_none())
     }
+    /// The process, or an empty one when the config has none (then there is nothing to start).
     pub fn process(&self) -> &oci_spec::runtime::Process {
-        self.spec
-            .process()
-            .as_ref()
-            .expect("validated: process present")
+        static NONE: std::sync::OnceLock<oci_spec::runtime::Process> = std::sync::OnceLock::new();
+        self.spec.process().as_ref().unwrap_or_else(|| {
+            NONE.get_or_init(|| {
+                let mut p = oci_spec::runtime::Process::default();
+                p.set_args(None);
+                p.set_terminal(Some(false));
+                p.set_capabilities(None);
+                p.set_rlimits(None);
+                p
+            })
+        })
     }
     pub fn linux(&self) -> &oci_spec::runtime::Linux {
         self.spec
@@ -116,42 +124,50 @@ pub fn validate(spec: Spec, bundle: PathBuf) -> Result<Plan> {
         ));
     }
 
-    let process = spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| Error::invalid("config.json: process: missing"))?;
-    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
-        return Err(field("process.args", "must not be empty"));
+    // The version must be one this runtime speaks (runtime-spec 1.x).
+    let v = spec.version();
+    let mut parts = v.split(['.', '-', '+']);
+    let ok = parts.next() == Some("1")
+        && parts.next().is_some_and(|p| p.parse::<u32>().is_ok())
+        && parts.next().is_some_and(|p| p.parse::<u32>().is_ok());
+    if !ok {
+        return Err(field("ociVersion", format!("{v:?} is not a runtime-spec 1.x version")));
     }
-    if !process.cwd().is_absolute() {
-        return Err(field("process.cwd", "must be an absolute path"));
-    }
-    for (i, e) in process.env().iter().flatten().enumerate() {
-        if !e.contains('=') {
-            return Err(field(
-                &format!("process.env[{i}]"),
-                format!("{e:?} is not KEY=VALUE"),
-            ));
+    // `process` may be absent at create (OCI: it is needed only by start, which then fails).
+    if let Some(process) = spec.process().as_ref() {
+        if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+            return Err(field("process.args", "must not be empty"));
         }
-    }
-    let mut seen = HashSet::new();
-    for (i, r) in process.rlimits().iter().flatten().enumerate() {
-        if r.soft() > r.hard() {
-            return Err(field(
-                &format!("process.rlimits[{i}]"),
-                format!("soft limit {} exceeds hard limit {}", r.soft(), r.hard()),
-            ));
+        if !process.cwd().is_absolute() {
+            return Err(field("process.cwd", "must be an absolute path"));
         }
-        if !seen.insert(format!("{:?}", r.typ())) {
-            return Err(field(&format!("process.rlimits[{i}].type"), "given twice"));
+        for (i, e) in process.env().iter().flatten().enumerate() {
+            if !e.contains('=') {
+                return Err(field(
+                    &format!("process.env[{i}]"),
+                    format!("{e:?} is not KEY=VALUE"),
+                ));
+            }
         }
-    }
-    if let Some(adj) = process.oom_score_adj() {
-        if !(-1000..=1000).contains(&adj) {
-            return Err(field(
-                "process.oomScoreAdj",
-                "must be between -1000 and 1000",
-            ));
+        let mut seen = HashSet::new();
+        for (i, r) in process.rlimits().iter().flatten().enumerate() {
+            if r.soft() > r.hard() {
+                return Err(field(
+                    &format!("process.rlimits[{i}]"),
+                    format!("soft limit {} exceeds hard limit {}", r.soft(), r.hard()),
+                ));
+            }
+            if !seen.insert(format!("{:?}", r.typ())) {
+                return Err(field(&format!("process.rlimits[{i}].type"), "given twice"));
+            }
+        }
+        if let Some(adj) = process.oom_score_adj() {
+            if !(-1000..=1000).contains(&adj) {
+                return Err(field(
+                    "process.oomScoreAdj",
+                    "must be between -1000 and 1000",
+                ));
+            }
         }
     }
 

@@ -366,7 +366,7 @@ fn delete_force_removes_a_running_container() {
 }
 
 #[test]
-fn delete_of_a_created_container_kills_the_blocked_init() {
+fn delete_of_a_created_container_needs_force_and_kills_the_blocked_init() {
     if !require_root() {
         return;
     }
@@ -375,7 +375,11 @@ fn delete_of_a_created_container_kills_the_blocked_init() {
     c.create_bg(&b);
     let pid = c.pid();
     let t = start_time(pid);
-    c.ok(&["delete", "{id}"]);
+    // runtime spec: deleting a container that is not stopped is an error
+    let err = c.fails(&["delete", "{id}"]);
+    assert!(err.contains("is created") && err.contains("--force"), "{err}");
+    assert_eq!(c.status(), "created");
+    c.ok(&["delete", "--force", "{id}"]);
     assert!(!c.state_dir().exists());
     assert!(wait_until(LIMIT, || !alive(pid, t)), "init survived delete");
     assert!(processes_matching(bpath(&b)).is_empty());
@@ -925,4 +929,35 @@ fn racing_force_deletes_both_succeed() {
     }
     assert!(!c.state_dir().exists());
     assert!(wait_until(LIMIT, || !alive(pid, t)));
+}
+
+#[test]
+fn a_config_without_process_creates_but_cannot_start() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new(&["true"]);
+    b.edit(|c| {
+        c.as_object_mut().unwrap().remove("process");
+    });
+    let c = Ctr::new("noproc");
+    c.create_bg(&b);
+    assert_eq!(c.status(), "created");
+    let err = c.fails(&["start", "{id}"]);
+    assert!(err.contains("process is not set"), "{err}");
+    c.wait_status("stopped");
+    c.ok(&["delete", "{id}"]);
+}
+
+#[test]
+fn an_unknown_oci_version_is_refused() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new(&["true"]);
+    b.edit(|c| c["ociVersion"] = serde_json::json!("invalid"));
+    let c = Ctr::new("badver");
+    let err = c.fails(&["create", "-b", bpath(&b), "{id}"]);
+    assert!(err.contains("config.json: ociVersion: \"invalid\""), "{err}");
+    assert!(!c.state_dir().exists());
 }

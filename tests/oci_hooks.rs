@@ -67,9 +67,9 @@ fn all_six_run_in_order_with_state_on_stdin() {
         )
     };
     for (i, want_status, in_runtime_ns) in [
-        (0, "creating", true),
-        (1, "creating", true),
-        (2, "creating", false),
+        (0, "created", true),
+        (1, "created", true),
+        (2, "created", false),
         (3, "running", true),
         (4, "stopped", true),
     ] {
@@ -141,9 +141,12 @@ fn poststart_and_poststop_failures_only_warn() {
         return;
     }
     let mut b = Bundle::new(&["sleep", "1000"]);
+    let marks = tempfile::tempdir().unwrap();
+    let second = marks.path().join("second-ran");
     b.edit(|c| {
         c["hooks"] = json!({
-            "poststart": [{"path": "/bin/false"}],
+            // the one after a failing hook still runs
+            "poststart": [{"path": "/bin/false"}, {"path": "/bin/touch", "args": ["touch", second.to_str().unwrap()]}],
             "poststop": [{"path": "/bin/false"}],
         });
     });
@@ -156,6 +159,7 @@ fn poststart_and_poststop_failures_only_warn() {
         "{}",
         o.stderr
     );
+    assert!(second.exists(), "the poststart hook after the failing one did not run");
     assert_eq!(c.status(), "running");
     let o = c.run_files(&["delete", "--force", "{id}"]);
     assert_eq!(o.code, Some(0), "{}", o.stderr);

@@ -59,7 +59,8 @@ struct Exec {
     start_state: String,
 }
 
-fn setup(plan: &Plan, opts: &InitOpts, chan: &Channel) -> Result<Exec> {
+/// Everything up to sync 2; `None` when the config has no process (start will fail).
+fn setup(plan: &Plan, opts: &InitOpts, chan: &Channel) -> Result<Option<Exec>> {
     // The runtime may block signals (foreground `run`); the container starts with none blocked.
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).ctx(|| "sigprocmask")?;
     // Die with the runtime while we are being set up; cleared before sync 2.
@@ -144,6 +145,12 @@ fn setup(plan: &Plan, opts: &InitOpts, chan: &Channel) -> Result<Exec> {
         nix::unistd::chdir("/").ctx(|| "chdir /")?;
     }
 
+    if plan.spec.process().is_none() {
+        // Nothing to run: the container is created; `start` will be told so.
+        // SAFETY: prctl with integer arguments.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+        return Ok(None);
+    }
     security::set_rlimits(process)?;
     let cwd = process.cwd();
     if nix::unistd::chdir(cwd).is_err() {
@@ -184,7 +191,7 @@ fn setup(plan: &Plan, opts: &InitOpts, chan: &Channel) -> Result<Exec> {
     }
     // SAFETY: as above; from here on the init outlives `create`.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
-    Ok(exec)
+    Ok(Some(exec))
 }
 
 /// sync 2a/2b when the config has create-time hooks, then createContainer hooks here, in the
@@ -207,7 +214,7 @@ fn create_hooks(plan: &Plan, opts: &InitOpts, chan: &Channel, host_pid: i32) -> 
     let cc = hooks(&plan.spec, Kind::CreateContainer);
     if !cc.is_empty() {
         let annotations = plan.spec.annotations().clone().unwrap_or_default();
-        let st = state_doc(&opts.id, "creating", host_pid, &plan.bundle, &annotations);
+        let st = state_doc(&opts.id, "created", host_pid, &plan.bundle, &annotations);
         run_all(Kind::CreateContainer, &cc, &st)?;
     }
     Ok(())
@@ -215,7 +222,7 @@ fn create_hooks(plan: &Plan, opts: &InitOpts, chan: &Channel, host_pid: i32) -> 
 
 /// After sync 2: block on exec.fifo until `start`, then drop privileges and exec.
 /// Returns the error, and whether it was written to exec.fifo for `start` to report.
-fn finish(exec: Exec, statedir: &OwnedFd, opts: &InitOpts) -> (Error, bool) {
+fn finish(exec: Option<Exec>, statedir: &OwnedFd, opts: &InitOpts) -> (Error, bool) {
     let mut fifo: Option<OwnedFd> = None;
     let r = (|| -> Result<std::convert::Infallible> {
         // Opening for writing blocks until `start` opens the read end.
@@ -230,6 +237,9 @@ fn finish(exec: Exec, statedir: &OwnedFd, opts: &InitOpts) -> (Error, bool) {
         // Kept open (close-on-exec) until execve: `start` reads on to EOF, so a failure of the
         // steps below, written here, reaches it.
         fifo = Some(w);
+        let Some(exec) = exec else {
+            return Err(Error::invalid("config.json: process is not set: there is nothing to start"));
+        };
         crate::hooks::oci::run_all(
             crate::hooks::oci::Kind::StartContainer,
             &exec.start_hooks,
