@@ -63,12 +63,14 @@ pub fn load(dir: &Path) -> Vec<Event> {
 /// Record an event in the container's state dir (callers hold the container's lock, or own the
 /// directory as `create` does).
 pub fn record(dir: &Path, typ: Type, reason: &str, message: &str) -> Result<()> {
-    let mut ev = load(dir);
-    aggregate(&mut ev, typ, reason, message, &crate::state::now_rfc3339());
-    write_atomic(
-        &dir.join(EVENTS_FILE),
-        &serde_json::to_vec_pretty(&ev).expect("json"),
-    )
+    crate::state::with_file_lock(dir, ".events.lock", || {
+        let mut ev = load(dir);
+        aggregate(&mut ev, typ, reason, message, &crate::state::now_rfc3339());
+        write_atomic(
+            &dir.join(EVENTS_FILE),
+            &serde_json::to_vec_pretty(&ev).expect("json"),
+        )
+    })
 }
 
 /// A short age like kubectl prints: 45s, 3m12s, 2h5m, 3d.

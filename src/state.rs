@@ -284,35 +284,42 @@ fn status_from(
     }
 }
 
-/// True when the freezer holds the init (cgroup v2 `cgroup.freeze` or v1 freezer state).
-fn frozen(pid: i32) -> bool {
-    let Ok(cg) = fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
-        return false;
-    };
-    for line in cg.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (_, ctrls, path) = (parts.next(), parts.next(), parts.next());
-        let (Some(ctrls), Some(path)) = (ctrls, path) else {
-            continue;
-        };
-        let f = if ctrls.split(',').any(|c| c == "freezer") {
-            format!("/sys/fs/cgroup/freezer{path}/freezer.state")
-        } else {
-            continue;
-        };
-        if let Ok(s) = fs::read_to_string(f) {
-            return s.trim() == "FROZEN";
-        }
-    }
-    false
+/// Run `f` holding an exclusive flock on `<dir>/<name>`: for read-modify-write of small files
+/// (events, hook journal) that commands update without holding the container's lock.
+pub fn with_file_lock<T>(dir: &Path, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let p = dir.join(name);
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .mode(0o600)
+        .open(&p)
+        .map_err(|e| Error::io("open", &p, e))?;
+    // SAFETY: flock on an fd we own; released when `lock` is dropped.
+    Errno::result(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) })
+        .ctx(|| format!("lock {}", p.display()))?;
+    f()
 }
 
-/// Write a file durably: temp file in the same directory, fsync, rename, fsync the directory.
+/// Replace a file atomically: a temp file in the same directory (named for this process, so
+/// two writers never share one), then rename. Readers see the old or the new file, whole.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    write_file(path, data, false)
+}
+
+/// The same, and durable: fsync of the file before the rename and of the directory after, for
+/// what must survive a crash (the hook journal).
+pub fn write_durable(path: &Path, data: &[u8]) -> Result<()> {
+    write_file(path, data, true)
+}
+
+fn write_file(path: &Path, data: &[u8], durable: bool) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().unwrap_or_default().to_string_lossy()
+        ".{}.{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
     ));
     let mut f = fs::OpenOptions::new()
         .write(true)
@@ -322,11 +329,13 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         .open(&tmp)
         .map_err(|e| Error::io("write", &tmp, e))?;
     f.write_all(data)
-        .and_then(|_| f.sync_all())
+        .and_then(|_| if durable { f.sync_all() } else { Ok(()) })
         .map_err(|e| Error::io("write", &tmp, e))?;
     fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))?;
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
+    if durable {
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
     }
     Ok(())
 }

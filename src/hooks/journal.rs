@@ -8,7 +8,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::state::{now_rfc3339, proc_stat, write_atomic};
+use crate::state::{now_rfc3339, proc_stat, with_file_lock, write_durable};
+
+/// Serialises read-modify-write of the journal between commands (start, stop, kill).
+const LOCK: &str = ".journal.lock";
 
 pub const JOURNAL_FILE: &str = "hooks.json";
 /// How much of a hook's stdout and stderr is kept (the tail).
@@ -65,7 +68,7 @@ pub fn load(dir: &Path) -> Vec<Run> {
 }
 
 fn save(dir: &Path, runs: &[Run]) -> Result<()> {
-    write_atomic(
+    write_durable(
         &dir.join(JOURNAL_FILE),
         &serde_json::to_vec_pretty(runs).expect("json"),
     )
@@ -79,6 +82,10 @@ fn me() -> (i32, u64) {
 /// Journal the start of a run; returns its index. The attempt counts earlier runs of the same
 /// hook (and, for PreStop, of the same stop).
 pub fn begin(dir: &Path, hook: &str, handler: &str, what: &str, stop: u32) -> Result<usize> {
+    with_file_lock(dir, LOCK, || begin_unlocked(dir, hook, handler, what, stop))
+}
+
+fn begin_unlocked(dir: &Path, hook: &str, handler: &str, what: &str, stop: u32) -> Result<usize> {
     let mut runs = load(dir);
     let attempt = 1 + runs
         .iter()
@@ -106,6 +113,10 @@ pub fn begin(dir: &Path, hook: &str, handler: &str, what: &str, stop: u32) -> Re
 
 /// Update run `i` (hook pid known, or finished).
 pub fn update(dir: &Path, i: usize, f: impl FnOnce(&mut Run)) -> Result<()> {
+    with_file_lock(dir, LOCK, || update_unlocked(dir, i, f))
+}
+
+fn update_unlocked(dir: &Path, i: usize, f: impl FnOnce(&mut Run)) -> Result<()> {
     let mut runs = load(dir);
     if let Some(r) = runs.get_mut(i) {
         f(r);
@@ -165,6 +176,10 @@ pub fn progress(runs: &[Run], hook: &str, stop: u32) -> Progress {
 
 /// Mark runs whose runner died as interrupted (so describe does not show them as Running).
 pub fn close_interrupted(dir: &Path) -> Result<()> {
+    with_file_lock(dir, LOCK, || close_interrupted_unlocked(dir))
+}
+
+fn close_interrupted_unlocked(dir: &Path) -> Result<()> {
     let mut runs = load(dir);
     let mut changed = false;
     for r in runs
