@@ -9,6 +9,11 @@ if [ "$(id -u)" != 0 ]; then
   echo "demo: run as root (the demo container uses namespaces that need it)" >&2
   exit 1
 fi
+# What building hookrun needs on a fresh Debian 12 (libseccomp is linked); busybox-static is
+# installed by build.sh itself.
+for p in libseccomp-dev pkg-config; do
+  dpkg -s "$p" >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libseccomp-dev pkg-config; break; }
+done
 cargo build --release --quiet
 bash rootfs-fixtures/build.sh target/fixtures >/dev/null
 h() { echo "+ hookrun $*" >&2; target/release/hookrun --root /run/hookrun-demo "$@"; }
