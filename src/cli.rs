@@ -185,6 +185,112 @@ pub enum Command {
     },
     /// Print the OCI features document
     Features,
+    /// List the processes in a container (table: host `ps` filtered; json: host pids)
+    Ps {
+        #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        id: String,
+        /// Arguments for ps(1) instead of -ef (table format only), after `--`
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "PS_ARGS"
+        )]
+        ps_args: Vec<String>,
+    },
+    /// Freeze every process in a running container
+    Pause { id: String },
+    /// Thaw a paused container
+    Resume { id: String },
+    /// Change the cgroup limits of a container
+    Update {
+        #[command(flatten)]
+        opts: UpdateOpts,
+        id: String,
+    },
+    /// Print resource statistics (--stats: once), or stream them and OOM notices until the
+    /// container stops
+    Events {
+        /// Print one stats object and exit
+        #[arg(long)]
+        stats: bool,
+        /// Time between stats objects in a stream
+        #[arg(long, default_value = "5s", value_parser = parse_interval)]
+        interval: std::time::Duration,
+        id: String,
+    },
+}
+
+/// `update`'s flags, runc's names; each overrides the same field of `--resources`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct UpdateOpts {
+    /// An OCI LinuxResources JSON document (`-`: read it from stdin)
+    #[arg(short, long, value_name = "FILE")]
+    pub resources: Option<PathBuf>,
+    /// Memory limit in bytes (k, m, g suffixes accepted; -1: none)
+    #[arg(long, value_parser = parse_size, allow_hyphen_values = true, value_name = "BYTES")]
+    pub memory: Option<i64>,
+    /// Memory plus swap limit in bytes (-1: unlimited swap)
+    #[arg(long, value_parser = parse_size, allow_hyphen_values = true, value_name = "BYTES")]
+    pub memory_swap: Option<i64>,
+    /// Memory soft limit in bytes
+    #[arg(long, value_parser = parse_size, allow_hyphen_values = true, value_name = "BYTES")]
+    pub memory_reservation: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(long, value_name = "N")]
+    pub cpu_shares: Option<u64>,
+    /// CPU CFS quota in microseconds per period (-1: none)
+    #[arg(long, allow_hyphen_values = true, value_name = "USEC")]
+    pub cpu_quota: Option<i64>,
+    /// CPU CFS period in microseconds
+    #[arg(long, value_name = "USEC")]
+    pub cpu_period: Option<u64>,
+    /// CPUs to run on (0-3, 0,1)
+    #[arg(long, value_name = "LIST")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes to use (0-3, 0,1)
+    #[arg(long, value_name = "LIST")]
+    pub cpuset_mems: Option<String>,
+    /// Maximum number of tasks (0 or -1: no limit)
+    #[arg(long, allow_hyphen_values = true, value_name = "N")]
+    pub pids_limit: Option<i64>,
+    /// Block IO weight (10-1000)
+    #[arg(long, value_name = "N")]
+    pub blkio_weight: Option<u16>,
+}
+
+/// A byte count: plain bytes or with a k/m/g/t suffix (powers of 1024, `b`/`kb`/`KiB` forms
+/// too); `-1` means no limit.
+pub fn parse_size(s: &str) -> std::result::Result<i64, String> {
+    let bad = || format!("invalid size {s:?}: give bytes, optionally with a k, m, g or t suffix");
+    let t = s.trim();
+    if t == "-1" {
+        return Ok(-1);
+    }
+    let lower = t.to_ascii_lowercase();
+    let num_end = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (num, unit) = lower.split_at(num_end);
+    let shift = match unit.trim_start() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(bad()),
+    };
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    n.checked_mul(1i64 << shift).ok_or_else(bad)
+}
+
+/// `--interval`: a duration such as `5s`, `500ms`, `1m`; must be above zero.
+pub fn parse_interval(s: &str) -> std::result::Result<std::time::Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("the interval must be greater than 0".into()),
+        Err(e) => Err(format!("invalid duration {s:?}: {e}")),
+    }
 }
 
 /// Parse a signal given by name (`KILL`, `SIGKILL`, `sigkill`) or number (`9`, up to SIGRTMAX).
@@ -251,6 +357,61 @@ mod tests {
         for bad in ["0", "-1", "65", "NOPE", "SIG", "RTMIN+99", ""] {
             assert!(parse_signal(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn sizes_and_intervals() {
+        assert_eq!(parse_size("67108864").unwrap(), 67108864);
+        assert_eq!(parse_size("64m").unwrap(), 67108864);
+        assert_eq!(parse_size("64M").unwrap(), 67108864);
+        assert_eq!(parse_size("64MiB").unwrap(), 67108864);
+        assert_eq!(parse_size("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_size("2kb").unwrap(), 2048);
+        assert_eq!(parse_size("-1").unwrap(), -1);
+        let too_big = ["99999999999999999999", "8000000000t"];
+        for bad in ["", "m", "64x", "-2", "1.5g"].into_iter().chain(too_big) {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_interval("1s").unwrap(),
+            std::time::Duration::from_secs(1)
+        );
+        assert_eq!(
+            parse_interval("500ms").unwrap(),
+            std::time::Duration::from_millis(500)
+        );
+        assert!(parse_interval("0s").is_err());
+        assert!(parse_interval("soon").is_err());
+    }
+
+    #[test]
+    fn new_verbs_parse_like_runc() {
+        let c = Cli::try_parse_from(["hookrun", "ps", "-f", "json", "c1"]).unwrap();
+        assert!(
+            matches!(c.cmd, Command::Ps { format: ListFormat::Json, ref id, ref ps_args } if id == "c1" && ps_args.is_empty())
+        );
+        let c = Cli::try_parse_from(["hookrun", "ps", "c1", "--", "-o", "pid,comm"]).unwrap();
+        assert!(matches!(c.cmd, Command::Ps { ref ps_args, .. } if ps_args == &["-o", "pid,comm"]));
+        let line = "hookrun update -r - --memory 64m --memory-swap -1 --pids-limit 20 c1";
+        let c = Cli::try_parse_from(line.split(' ')).unwrap();
+        let Command::Update { opts, id } = c.cmd else {
+            panic!("not update")
+        };
+        assert_eq!(id, "c1");
+        assert_eq!(opts.resources.as_deref(), Some(std::path::Path::new("-")));
+        assert_eq!(
+            (opts.memory, opts.memory_swap, opts.pids_limit),
+            (Some(67108864), Some(-1), Some(20))
+        );
+        assert!(Cli::try_parse_from(["hookrun", "update", "--memory", "lots", "c1"]).is_err());
+        let c = Cli::try_parse_from(["hookrun", "events", "--interval", "1s", "c1"]).unwrap();
+        assert!(
+            matches!(c.cmd, Command::Events { stats: false, interval, .. } if interval.as_secs() == 1)
+        );
+        let c = Cli::try_parse_from(["hookrun", "events", "--stats", "c1"]).unwrap();
+        assert!(
+            matches!(c.cmd, Command::Events { stats: true, interval, .. } if interval.as_secs() == 5)
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The verbs: create, start, state, list, kill, stop, delete, spec, features — each a short
-//! sequence over state, spec and process. runs in: the runtime.
+//! sequence over state, spec and process — and the dispatch to the others (exec, ps, pause,
+//! resume, update, events). runs in: the runtime.
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -100,6 +101,19 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Describe { format, id } => {
             crate::describe::describe(&root, &id, format).map(|_| 0)
         }
+        Command::Ps {
+            format,
+            id,
+            ps_args,
+        } => crate::ps::ps(&root, &id, format, &ps_args).map(|_| 0),
+        Command::Pause { id } => crate::pause::pause(&root, &id).map(|_| 0),
+        Command::Resume { id } => crate::pause::resume(&root, &id).map(|_| 0),
+        Command::Update { opts, id } => crate::update::update(&root, &id, &opts).map(|_| 0),
+        Command::Events {
+            stats,
+            interval,
+            id,
+        } => crate::monitor::events(&root, &id, stats, interval).map(|_| 0),
         Command::Features => {
             println!(
                 "{}",
@@ -598,6 +612,7 @@ pub fn kill(root: &Root, id: &str, sig: i32, all: bool) -> Result<()> {
         };
         return sequence::stop(root, id, &opts);
     }
+    let paused = dir.status(&st) == Status::Paused;
     let init = open_init(&st)?;
     if all && !st.cgroup.paths.is_empty() {
         // Every process in the container's cgroup, with or without its own pid namespace.
@@ -608,7 +623,12 @@ pub fn kill(root: &Root, id: &str, sig: i32, all: bool) -> Result<()> {
             unsafe { libc::kill(pid, sig) };
         }
     }
-    pidfd_signal(&init, sig)
+    let sent = pidfd_signal(&init, sig);
+    if paused && sig == libc::SIGKILL {
+        // A task frozen by the v1 freezer acts on SIGKILL only once thawed (as runc).
+        cgroup::thaw(&st.cgroup);
+    }
+    sent
 }
 
 /// The full stop sequence (PreStop → stop signal → grace → SIGKILL), `-t` overriding the grace

@@ -13,7 +13,10 @@ pub mod exec;
 pub mod foreground;
 pub mod hooks;
 pub mod log;
+pub mod monitor;
+pub mod pause;
 pub mod process;
+pub mod ps;
 pub mod rootfs;
 pub mod rootless;
 pub mod seccomp;
@@ -21,6 +24,7 @@ pub mod security;
 pub mod spec;
 pub mod state;
 pub mod tty;
+pub mod update;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const OCI_VERSION: &str = "1.2.0";

@@ -259,8 +259,9 @@ pub fn read_state(dir: &Path) -> Result<State> {
 
 /// Status from facts: is init alive with the recorded start time, is it frozen, is the fifo there.
 pub fn derive_status(st: &State, fifo_present: bool) -> Status {
+    // Frozen: the container's cgroup, v1 freezer or cgroup2, as the kernel reports it.
     status_from(proc_stat(st.pid), st.pid_start, fifo_present, || {
-        frozen(st.pid)
+        crate::cgroup::frozen(&st.cgroup, st.pid)
     })
 }
 

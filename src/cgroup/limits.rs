@@ -1,7 +1,7 @@
 //! `linux.resources` written into the container's cgroup through cgroups-rs's controllers: every
 //! value asked for is applied or create fails naming it; hookrun writes a file itself only in
 //! [`write`] (what cgroups-rs has no setter for: `unified` keys, `cpu.idle`).
-//! runs in: the runtime (`create`), before the init joins the cgroup.
+//! runs in: the runtime: `create`, before the init joins the cgroup, and `update`.
 
 use std::fs;
 use std::path::Path;
@@ -14,11 +14,10 @@ use cgroups_rs::fs::hugetlb::HugeTlbController;
 use cgroups_rs::fs::memory::MemController;
 use cgroups_rs::fs::pid::PidController;
 use cgroups_rs::fs::MaxValue;
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 
 use super::{failed, Cgroup, Hier};
 use crate::error::{Error, Result};
-use crate::spec::Plan;
 
 /// The first limit a config asks for, by its field name (for the rootless error).
 pub(super) fn first_limit(r: &LinuxResources) -> Option<&'static str> {
@@ -76,9 +75,9 @@ fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
 }
 
 /// A limit the user asked for whose file this kernel lacks.
-fn missing(dir: &Path, file: &str, what: &str) -> Error {
+fn missing(origin: &str, dir: &Path, file: &str, what: &str) -> Error {
     Error::invalid(format!(
-        "config.json: linux.resources.{what}: cannot be applied: {} has no {file} on this host",
+        "{origin}.{what}: cannot be applied: {} has no {file} on this host",
         dir.display()
     ))
 }
@@ -86,7 +85,7 @@ fn missing(dir: &Path, file: &str, what: &str) -> Error {
 impl Cgroup {
     /// The directory of the hierarchy that holds controller `c` (a v1 one, else cgroup2 when it
     /// offers `c`).
-    fn dir_of(&self, c: &str) -> Option<(&Hier, &Path)> {
+    pub(super) fn dir_of(&self, c: &str) -> Option<(&Hier, &Path)> {
         let v1 = self
             .dirs
             .iter()
@@ -100,13 +99,15 @@ impl Cgroup {
         .map(|(h, d)| (h, d.as_path()))
     }
 
-    /// Apply `linux.resources`. Every value asked for is written, or create fails naming it.
-    pub(super) fn apply(&self, r: &LinuxResources, plan: &Plan) -> Result<()> {
+    /// Apply `linux.resources`. Every value asked for is written, or create (update) fails naming
+    /// it. `devices` is `linux.devices`, which the device rules always allow.
+    pub(super) fn apply(&self, r: &LinuxResources, devices: &[LinuxDevice]) -> Result<()> {
+        let origin = self.origin;
         let need = |c: &str, what: &str| {
             self.dir_of(c).ok_or_else(|| {
                 Error::invalid(format!(
-                    "config.json: linux.resources.{what}: cannot be applied: no {c} cgroup \
-                     controller is mounted on this host"
+                    "{origin}.{what}: cannot be applied: no {c} cgroup controller is mounted on \
+                     this host"
                 ))
             })
         };
@@ -117,9 +118,12 @@ impl Cgroup {
                    v: String,
                    f: &dyn Fn() -> cgroups_rs::fs::error::Result<()>| {
             if !dir.join(file).exists() {
-                return Err(missing(dir, file, what));
+                return Err(missing(origin, dir, file, what));
             }
-            f().map_err(|e| failed(dir, file, &v, e))
+            f().map_err(|e| match failed(dir, file, &v, e) {
+                Error::Child(m) => Error::Child(format!("{origin}.{what}: {m}")),
+                e => e,
+            })
         };
         if let Some(m) = r.memory() {
             let any = m.limit().is_some()
@@ -194,7 +198,7 @@ impl Cgroup {
                 if let Some(v) = m.swappiness() {
                     if v > 100 {
                         return Err(Error::invalid(format!(
-                            "config.json: linux.resources.memory.swappiness: {v} is not in 0..=100"
+                            "{origin}.memory.swappiness: {v} is not in 0..=100"
                         )));
                     }
                     let f = "memory.swappiness";
@@ -227,7 +231,7 @@ impl Cgroup {
                     let got = cc.shares().unwrap_or(v);
                     if !h.v2 && got != v {
                         return Err(Error::invalid(format!(
-                            "config.json: linux.resources.cpu.shares: {v} is out of range (the kernel set {got})"
+                            "{origin}.cpu.shares: {v} is out of range (the kernel set {got})"
                         )));
                     }
                 }
@@ -254,7 +258,7 @@ impl Cgroup {
                 }
                 if let Some(v) = c.idle() {
                     if !d.join("cpu.idle").exists() {
-                        return Err(missing(d, "cpu.idle", "cpu.idle"));
+                        return Err(missing(origin, d, "cpu.idle", "cpu.idle"));
                     }
                     write(d, "cpu.idle", &v.to_string())?;
                 }
@@ -371,7 +375,7 @@ impl Cgroup {
             let size = hp.page_size();
             if size.is_empty() || !size.chars().all(|c| c.is_ascii_alphanumeric()) {
                 return Err(Error::invalid(format!(
-                    "config.json: linux.resources.hugepageLimits: invalid pageSize {size:?}"
+                    "{origin}.hugepageLimits: invalid pageSize {size:?}"
                 )));
             }
             let f = if h.v2 {
@@ -388,7 +392,7 @@ impl Cgroup {
             match self.dir_of("devices") {
                 Some((h, d)) if !h.v2 => {
                     let dc = DevicesController::new(d.to_path_buf(), h.mount.clone());
-                    for rule in device_rules(rules, plan) {
+                    for rule in device_rules(rules, devices) {
                         let file = if rule.allow {
                             "devices.allow"
                         } else {
@@ -414,12 +418,12 @@ impl Cgroup {
         for (k, v) in r.unified().iter().flatten() {
             let Some((h, d)) = self.dirs.iter().find(|(h, _)| h.v2) else {
                 return Err(Error::invalid(format!(
-                    "config.json: linux.resources.unified.{k}: no cgroup2 hierarchy is mounted"
+                    "{origin}.unified.{k}: no cgroup2 hierarchy is mounted"
                 )));
             };
             let _ = h;
             if k.contains('/') || k.starts_with('.') || !d.join(k).exists() {
-                return Err(missing(d, k, &format!("unified.{k}")));
+                return Err(missing(origin, d, k, &format!("unified.{k}")));
             }
             write(d, k, v)?;
         }
@@ -500,7 +504,7 @@ fn default_allowed() -> Vec<Rule> {
 
 /// The rules to write, in order: deny everything (as runc), the config's rules in their order,
 /// runc's default devices, then each of `linux.devices`.
-fn device_rules(spec: &[LinuxDeviceCgroup], plan: &Plan) -> Vec<Rule> {
+fn device_rules(spec: &[LinuxDeviceCgroup], devices: &[LinuxDevice]) -> Vec<Rule> {
     let mut out = vec![rule(false, DeviceType::All, -1, -1, "rwm")];
     for d in spec {
         let typ = match d.typ().unwrap_or_default() {
@@ -519,7 +523,7 @@ fn device_rules(spec: &[LinuxDeviceCgroup], plan: &Plan) -> Vec<Rule> {
         ));
     }
     out.extend(default_allowed());
-    for d in plan.linux().devices().iter().flatten() {
+    for d in devices {
         let typ = match d.typ() {
             LinuxDeviceType::B => DeviceType::Block,
             LinuxDeviceType::C | LinuxDeviceType::U => DeviceType::Char,

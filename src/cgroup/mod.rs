@@ -2,9 +2,15 @@
 //! (each v1 one and the cgroup2 one, so hybrid hosts work), place the init in it, and later list,
 //! signal and remove what is in it; [`limits`] writes `linux.resources` into it. A thin adapter
 //! over cgroups-rs, whose controllers do the directory and limit-file work.
-//! runs in: the runtime (`create`, `run`, `kill`, `delete`).
+//! [`freezer`] pauses and resumes it, [`stats`] reads its counters for `events`.
+//! runs in: the runtime (`create`, `run`, `kill`, `delete`, `update`, `pause`, `events`).
 
+mod freezer;
 mod limits;
+mod stats;
+
+pub use freezer::{frozen, pause, resume, thaw};
+pub use stats::{oom_kills, stats};
 
 use std::fs;
 use std::path::{Component, Path, PathBuf};
@@ -166,10 +172,13 @@ fn dir_in(h: &Hier, t: &Target, proc_cgroup: &str) -> PathBuf {
     }
 }
 
-/// The container's cgroup while `create` makes it.
+/// The container's cgroup while `create` makes it (or, reopened from state.json, while `update`
+/// writes new limits into it).
 pub struct Cgroup {
     dirs: Vec<(Hier, PathBuf)>,
     created: Vec<PathBuf>,
+    /// How errors name a resource field: `config.json: linux.resources` at create, `update` later.
+    origin: &'static str,
 }
 
 /// A failed cgroup write: `cgroup <dir>: write "<value>" to <file>: <cause>`.
@@ -240,8 +249,10 @@ impl Cgroup {
         let mut cg = Cgroup {
             dirs,
             created: vec![],
+            origin: "config.json: linux.resources",
         };
-        if let Err(e) = cg.make().and_then(|()| cg.apply(&res, plan)) {
+        let devices = l.devices().clone().unwrap_or_default();
+        if let Err(e) = cg.make().and_then(|()| cg.apply(&res, &devices)) {
             let _ = remove(&cg.recorded());
             return Err(e);
         }
@@ -289,12 +300,46 @@ impl Cgroup {
         Ok(())
     }
 
+    /// The recorded cgroup of a created container, each directory matched again to its mounted
+    /// hierarchy (the longest mount point it lies below).
+    pub fn open(rec: &Recorded, origin: &'static str) -> Cgroup {
+        let mi = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        Cgroup {
+            dirs: match_hierarchies(&hierarchies(&mi), &rec.paths),
+            created: rec.created.clone(),
+            origin,
+        }
+    }
+
+    /// Write `r` into the running container's cgroup (`update`): the same code as at create.
+    pub fn update(
+        &self,
+        r: &oci_spec::runtime::LinuxResources,
+        devices: &[oci_spec::runtime::LinuxDevice],
+    ) -> Result<()> {
+        self.apply(r, devices)
+    }
+
     pub fn recorded(&self) -> Recorded {
         Recorded {
             paths: self.dirs.iter().map(|(_, d)| d.clone()).collect(),
             created: self.created.clone(),
         }
     }
+}
+
+/// Each recorded directory with the hierarchy it belongs to (directories under no mounted
+/// hierarchy any more are left out).
+fn match_hierarchies(hs: &[Hier], paths: &[PathBuf]) -> Vec<(Hier, PathBuf)> {
+    paths
+        .iter()
+        .filter_map(|d| {
+            hs.iter()
+                .filter(|h| d.starts_with(&h.mount))
+                .max_by_key(|h| h.mount.components().count())
+                .map(|h| (h.clone(), d.clone()))
+        })
+        .collect()
 }
 
 /// Live pids in the container's cgroup (every hierarchy, deduplicated).
@@ -343,11 +388,14 @@ pub fn signal_all(rec: &Recorded, sig: i32, skip: i32) -> usize {
     n
 }
 
-/// SIGKILL what is left in the cgroup and wait (up to 5 s) until it is empty.
+/// SIGKILL what is left in the cgroup and wait (up to 5 s) until it is empty. A paused
+/// container is thawed after the signal: a task frozen by the v1 freezer never acts on a SIGKILL
+/// until then (as runc does).
 pub fn kill_all(rec: &Recorded) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while !procs(rec).is_empty() && std::time::Instant::now() < deadline {
         signal_all(rec, libc::SIGKILL, 0);
+        thaw(rec);
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
@@ -461,6 +509,20 @@ mod tests {
             dir_in(&deep, &Target::Root("deep/x".into()), PC),
             Path::new("/mnt/mem/x")
         );
+    }
+
+    #[test]
+    fn recorded_dirs_find_their_hierarchy_again() {
+        let hs = hierarchies(MI);
+        let rec = [
+            PathBuf::from("/sys/fs/cgroup/memory/x/web"),
+            PathBuf::from("/sys/fs/cgroup/unified/web"),
+            PathBuf::from("/gone/web"),
+        ];
+        let m = match_hierarchies(&hs, &rec);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].0.ctrls, ["memory"]);
+        assert!(m[1].0.v2);
     }
 
     #[test]
