@@ -6,7 +6,8 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::cgroup;
 use crate::error::{Error, Result};
@@ -45,7 +46,11 @@ pub fn events(root: &Root, id: &str, once: bool, interval: Duration) -> Result<(
         // OOM first: a killed init still leaves its counter to report.
         if let Some(n) = cgroup::oom_kills(&st.cgroup) {
             if n > ooms {
-                emit(&json!({"type": "oom", "id": st.id}));
+                emit(&Event {
+                    typ: "oom",
+                    id: &st.id,
+                    data: None,
+                });
                 ooms = n;
             }
         }
@@ -59,9 +64,22 @@ pub fn events(root: &Root, id: &str, once: bool, interval: Duration) -> Result<(
     }
 }
 
-/// `{"type":"stats","id":ID,"data":{…}}`, runc's shape.
-pub fn stats_event(st: &State) -> Value {
-    json!({"type": "stats", "id": st.id, "data": cgroup::stats(&st.cgroup)})
+/// One event, its keys in runc's order: `{"type":…,"id":…,"data":…}`.
+#[derive(Serialize)]
+struct Event<'a> {
+    #[serde(rename = "type")]
+    typ: &'static str,
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<Value>,
+}
+
+fn stats_event(st: &State) -> Event<'_> {
+    Event {
+        typ: "stats",
+        id: &st.id,
+        data: Some(cgroup::stats(&st.cgroup)),
+    }
 }
 
 /// Is the recorded init still the live process it was?
@@ -70,9 +88,10 @@ fn alive(st: &State) -> bool {
 }
 
 /// One JSON object per line; a reader that went away ends the stream quietly.
-fn emit(v: &Value) {
+fn emit(ev: &Event) {
+    let line = serde_json::to_string(ev).expect("event serialises");
     let mut out = std::io::stdout().lock();
-    if writeln!(out, "{v}").and_then(|_| out.flush()).is_err() {
+    if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
         std::process::exit(0);
     }
 }

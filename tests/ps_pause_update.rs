@@ -311,6 +311,7 @@ fn events_stats_once_in_runcs_shape() {
     assert!(wait_until(Duration::from_secs(10), || ps_json(&c).len() == 2));
     let out = c.ok(&["events", "--stats", "{id}"]);
     assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.starts_with("{\"type\":\"stats\",\"id\":"), "{out}");
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["type"], "stats");
     assert_eq!(v["id"], c.id.as_str());
@@ -383,5 +384,11 @@ fn events_report_an_oom_kill() {
         .filter(|v| v["type"] == "oom")
         .collect();
     assert_eq!(oom_lines.len(), 1, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains(&format!("{{\"type\":\"oom\",\"id\":\"{}\"}}", c.id)),
+        "runc's key order: {}",
+        out.stdout
+    );
     assert_eq!(oom_lines[0]["id"], c.id.as_str());
 }
