@@ -174,6 +174,29 @@ pub fn progress(runs: &[Run], hook: &str, stop: u32) -> Progress {
     }
 }
 
+/// What [`claim`] came to.
+#[derive(Debug, PartialEq)]
+pub enum Claim {
+    /// Never run, or cut short by a crash (now marked Interrupted): we began run `.0`.
+    Began(usize),
+    Done,
+    RunningElsewhere((i32, u64)),
+}
+
+/// Look at `hook` (in stop `stop`) and, unless it is done or a live runtime runs it, begin a
+/// run of it — one step under the journal's lock, so that of two racing commands only one runs
+/// it (PreStop once per stop, not once per command).
+pub fn claim(dir: &Path, hook: &str, handler: &str, what: &str, stop: u32) -> Result<Claim> {
+    with_file_lock(dir, LOCK, || match progress(&load(dir), hook, stop) {
+        Progress::Done => Ok(Claim::Done),
+        Progress::RunningElsewhere(r) => Ok(Claim::RunningElsewhere(r)),
+        Progress::NotRun | Progress::Interrupted => {
+            close_interrupted_unlocked(dir)?;
+            begin_unlocked(dir, hook, handler, what, stop).map(Claim::Began)
+        }
+    })
+}
+
 /// Mark runs whose runner died as interrupted (so describe does not show them as Running).
 pub fn close_interrupted(dir: &Path) -> Result<()> {
     with_file_lock(dir, LOCK, || close_interrupted_unlocked(dir))
@@ -230,6 +253,23 @@ mod tests {
         let k = begin(d.path(), "PreStop", "Sleep", "1", 1).unwrap();
         assert_eq!(load(d.path())[k].attempt, 1);
         assert_eq!(progress(&load(d.path()), "PreStop", 2), Progress::NotRun);
+    }
+
+    #[test]
+    fn a_claim_begins_a_run_only_when_nobody_runs_it() {
+        let d = tempfile::tempdir().unwrap();
+        let claim = || claim(d.path(), "PreStop", "Exec", "[x]", 1).unwrap();
+        let Claim::Began(i) = claim() else { panic!() };
+        // we are alive: a second claim of the same stop waits for us
+        assert!(matches!(claim(), Claim::RunningElsewhere(_)));
+        // a dead runner: the next claim closes its run and begins attempt 2
+        update(d.path(), i, |r| r.runner = (i32::MAX - 1, 1)).unwrap();
+        let Claim::Began(j) = claim() else { panic!() };
+        let runs = load(d.path());
+        assert_eq!(runs[i].result, "Interrupted");
+        assert_eq!(runs[j].attempt, 2);
+        finish(d.path(), j, true, "", b"", b"", 1).unwrap();
+        assert_eq!(claim(), Claim::Done);
     }
 
     #[test]

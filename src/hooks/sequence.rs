@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use super::handlers::{self, Target};
-use super::journal::{self, Progress};
+use super::journal::{self, Claim};
 use super::lifecycle::{self, Handler, Lifecycle};
 use crate::container::{self, open_init, pidfd_signal, wait_exit};
 use crate::error::{Error, Result};
@@ -40,18 +40,24 @@ fn record(dir: &std::path::Path, typ: Type, reason: &str, msg: &str) {
     }
 }
 
-/// Run one hook, journaled: begin (durably) → handler → end. Returns the outcome and how long.
+/// Run one hook whose run `i` is journaled as begun: handler → end (durably). Returns the
+/// outcome and how long.
 fn run_journaled(
     dir: &std::path::Path,
-    hook: &str,
-    stop: u32,
+    i: usize,
     h: &Handler,
     st: &State,
     spec: &oci_spec::runtime::Spec,
     deadline: Option<Instant>,
 ) -> Result<(handlers::Outcome, Duration)> {
-    let init = open_init(st)?;
-    let i = journal::begin(dir, hook, h.kind(), &h.what(), stop)?;
+    let init = match open_init(st) {
+        Ok(fd) => fd,
+        Err(e) => {
+            let msg = "the container was gone before the hook started";
+            let _ = journal::finish(dir, i, false, msg, b"", b"", 0);
+            return Err(e);
+        }
+    };
     let t0 = Instant::now();
     let target = Target {
         id: &st.id,
@@ -90,7 +96,8 @@ pub fn post_start(root: &Root, id: &str) -> Result<()> {
     let (Some(h), Some(spec)) = (lc.post_start.clone(), spec) else {
         return set_phase(root, id, Phase::Starting, Phase::Running);
     };
-    let (out, _) = run_journaled(&path, "PostStart", 0, &h, &st, &spec, None)?;
+    let i = journal::begin(&path, "PostStart", h.kind(), &h.what(), 0)?;
+    let (out, _) = run_journaled(&path, i, &h, &st, &spec, None)?;
     if out.ok {
         return set_phase(root, id, Phase::Starting, Phase::Running);
     }
@@ -209,19 +216,18 @@ pub fn stop(root: &Root, id: &str, opts: &StopOpts) -> Result<()> {
     // Step 2, unlocked: PreStop, once per stop.
     if let (Some(h), Some(spec)) = (&lc.pre_stop, &spec) {
         loop {
-            match journal::progress(&journal::load(&path), "PreStop", st.stop_seq) {
-                Progress::Done => break,
-                Progress::RunningElsewhere(runner) => {
+            // Checked and begun in one step: of two racing stops, one runs it.
+            match journal::claim(&path, "PreStop", h.kind(), &h.what(), st.stop_seq)? {
+                Claim::Done => break,
+                Claim::RunningElsewhere(runner) => {
                     // Another command is running this stop's PreStop: wait for it, then look again.
                     wait_for_runner(runner, deadline);
                     if Instant::now() >= deadline {
                         break;
                     }
                 }
-                Progress::NotRun | Progress::Interrupted => {
-                    let _ = journal::close_interrupted(&path);
-                    let (out, _) =
-                        run_journaled(&path, "PreStop", st.stop_seq, h, &st, spec, Some(deadline))?;
+                Claim::Began(i) => {
+                    let (out, _) = run_journaled(&path, i, h, &st, spec, Some(deadline))?;
                     if !out.ok {
                         record(
                             &path,
