@@ -225,7 +225,7 @@ fn relative_and_absolute_cgroups_path() {
         assert_eq!(cgroup_of(&pid, ctrl).unwrap(), abs, "{ctrl}");
     }
     assert!(host_dir("memory", &abs).is_dir());
-    c.ok(&["delete", "{id}"]);
+    c.ok(&["delete", "--force", "{id}"]);
     assert!(!host_dir("memory", &abs).exists());
     assert!(!host_dir("memory", &abs).parent().unwrap().exists());
 }
