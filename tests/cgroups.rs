@@ -299,8 +299,13 @@ fn kill_all_and_delete_force_reach_processes_without_a_pid_namespace() {
             .join("ready")
             .exists()));
         let dir = host_dir("pids", &format!("{}/{}", own("pids"), c.id));
+        // `touch` may still be on its way out when /ready appears
+        assert!(
+            wait_until(Duration::from_secs(5), || procs_in(&dir).len() == 3),
+            "sh and two sleeps: {:?}",
+            procs_in(&dir)
+        );
         let before = procs_in(&dir);
-        assert_eq!(before.len(), 3, "sh and two sleeps: {before:?}");
         if verb == "kill" {
             c.ok(&["kill", "--all", "{id}", "KILL"]);
             assert!(
