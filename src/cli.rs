@@ -37,8 +37,10 @@ pub struct Global {
     /// Use systemd to manage cgroups (refused: no systemd cgroup driver)
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
-    /// Rootless mode: true, false or auto (`spec --rootless`: write a rootless config)
-    #[arg(long, global = true, value_name = "BOOL", default_value = "auto", num_args = 0..=1, default_missing_value = "true")]
+    /// Rootless mode: true, false or auto (`spec --rootless`: write a rootless config; `check
+    /// --rootless`: check what an unprivileged user needs)
+    #[arg(long, global = true, value_name = "BOOL", default_value = "auto", num_args = 0..=1,
+          default_missing_value = "true", value_parser = ["true", "false", "auto"])]
     pub rootless: String,
     /// Accepted for runc compatibility; checkpointing is not supported
     #[arg(long, global = true, hide = true)]
@@ -185,6 +187,8 @@ pub enum Command {
     },
     /// Print the OCI features document
     Features,
+    /// Check this host for what hookrun needs (with --rootless: as an unprivileged user)
+    Check,
     /// List the processes in a container (table: host `ps` filtered; json: host pids)
     Ps {
         #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
@@ -438,5 +442,25 @@ mod tests {
         assert!(matches!(c.cmd, Command::Kill { all: true, ref signal, .. } if signal == "KILL"));
         let c = Cli::try_parse_from(["hookrun", "delete", "-f", "c1"]).unwrap();
         assert!(matches!(c.cmd, Command::Delete { force: true, .. }));
+    }
+
+    #[test]
+    fn rootless_takes_only_true_false_or_auto() {
+        let r = |args: &[&str]| Cli::try_parse_from(args).map(|c| c.global.rootless);
+        assert_eq!(r(&["hookrun", "spec", "--rootless"]).unwrap(), "true");
+        assert_eq!(
+            r(&["hookrun", "spec", "--rootless", "-b", "/b"]).unwrap(),
+            "true"
+        );
+        assert_eq!(
+            r(&["hookrun", "--rootless", "false", "check"]).unwrap(),
+            "false"
+        );
+        assert_eq!(r(&["hookrun", "--rootless=auto", "list"]).unwrap(), "auto");
+        assert_eq!(r(&["hookrun", "list"]).unwrap(), "auto");
+        for bad in ["yes", "1", "TRUE", ""] {
+            let e = r(&["hookrun", &format!("--rootless={bad}"), "list"]).unwrap_err();
+            assert!(e.to_string().contains("possible values"), "{bad}: {e}");
+        }
     }
 }

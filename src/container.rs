@@ -16,6 +16,7 @@ use crate::events;
 use crate::process::parent::{self, Child, InitOpts};
 use crate::spec;
 use crate::state::{self, ContainerDir, Phase, Root, State, Status};
+use oci_spec::runtime::LinuxNamespaceType;
 
 /// The state root for this invocation.
 pub fn root_dir(g: &cli::Global) -> PathBuf {
@@ -24,6 +25,11 @@ pub fn root_dir(g: &cli::Global) -> PathBuf {
 
 pub fn dispatch(cli: Cli) -> Result<i32> {
     let root = Root::new(root_dir(&cli.global));
+    if matches!(cli.cmd, Command::Check) {
+        // Before the owner check: a foreign or open state root is one of the things it reports.
+        let rootless = crate::rootless::is_rootless(&cli.global.rootless);
+        return Ok(crate::check::run(&root.path, rootless));
+    }
     crate::rootless::check_root_owner(&root.path)?;
     let creates = matches!(cli.cmd, Command::Create { .. } | Command::Run { .. });
     if creates && cli.global.systemd_cgroup {
@@ -114,6 +120,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             interval,
             id,
         } => crate::monitor::events(&root, &id, stats, interval).map(|_| 0),
+        Command::Check => unreachable!("handled above"),
         Command::Features => {
             println!(
                 "{}",
@@ -695,10 +702,22 @@ fn write_spec(bundle: &Path, rootless: bool) -> Result<()> {
         )));
     }
     let mut s = if rootless {
-        oci_spec::runtime::Spec::rootless(
+        let mut s = oci_spec::runtime::Spec::rootless(
             nix::unistd::geteuid().as_raw(),
             nix::unistd::getegid().as_raw(),
-        )
+        );
+        // A network namespace made inside the user namespace needs no privilege and gives the
+        // container its own loopback (where HTTP lifecycle hooks reach it), not the host's.
+        if let Some(l) = s.linux_mut() {
+            let mut ns = l.namespaces().clone().unwrap_or_default();
+            if !ns.iter().any(|n| n.typ() == LinuxNamespaceType::Network) {
+                let mut net = oci_spec::runtime::LinuxNamespace::default();
+                net.set_typ(LinuxNamespaceType::Network);
+                ns.push(net);
+            }
+            l.set_namespaces(Some(ns));
+        }
+        s
     } else {
         oci_spec::runtime::Spec::default()
     };

@@ -4,6 +4,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod cgroup;
+pub mod check;
 pub mod cli;
 pub mod container;
 pub mod describe;

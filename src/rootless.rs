@@ -37,8 +37,19 @@ pub fn default_root() -> PathBuf {
 /// two users must never see or touch each other's containers.
 pub fn check_root_owner(root: &Path) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let Ok(md) = std::fs::symlink_metadata(root) else {
-        return Ok(());
+    let md = match std::fs::symlink_metadata(root) {
+        Ok(md) => md,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        // Behind a directory we may not search (another user's 0700 runtime dir): not ours.
+        Err(e) => {
+            return Err(Error::invalid(format!(
+                "state root {}: {}; use --root or set XDG_RUNTIME_DIR",
+                root.display(),
+                crate::error::errno_text(nix::errno::Errno::from_raw(
+                    e.raw_os_error().unwrap_or(0)
+                ))
+            )))
+        }
     };
     let me = nix::unistd::geteuid().as_raw();
     if md.uid() != me || !md.is_dir() {

@@ -5,6 +5,7 @@
 //! [`freezer`] pauses and resumes it, [`stats`] reads its counters for `events`.
 //! runs in: the runtime (`create`, `run`, `kill`, `delete`, `update`, `pause`, `events`).
 
+mod delegated;
 mod freezer;
 mod limits;
 mod stats;
@@ -220,13 +221,7 @@ impl Cgroup {
         let l = plan.linux();
         let res = l.resources().clone().unwrap_or_default();
         if !nix::unistd::geteuid().is_root() {
-            return match limits::first_limit(&res) {
-                Some(f) => Err(Error::invalid(format!(
-                    "config.json: linux.resources.{f}: cgroup limits need root (rootless \
-                     cgroups are not supported yet); remove the limit or run as root"
-                ))),
-                None => Ok(None),
-            };
+            return delegated::create(plan, id);
         }
         let target = resolve(l.cgroups_path().as_deref(), id)?;
         let mi = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
