@@ -454,6 +454,14 @@ impl NonBlock for std::fs::OpenOptions {
 /// Release the entrypoint, then PostStart (the container is `Starting` until it succeeds). A
 /// PostStart cut short by a crash of the runtime that ran it is fired again by the next start.
 pub fn start(root: &Root, id: &str) -> Result<()> {
+    start_release(root, id)?;
+    // Unlocked: a hung PostStart must not block stop, kill or delete --force.
+    crate::hooks::sequence::post_start(root, id)
+}
+
+/// The part of `start` before PostStart: release the entrypoint (or, after a crash, get ready
+/// to fire an interrupted PostStart again).
+pub fn start_release(root: &Root, id: &str) -> Result<()> {
     use crate::hooks::{journal, sequence};
     {
         let dir = root.open(id)?;
@@ -487,8 +495,7 @@ pub fn start(root: &Root, id: &str) -> Result<()> {
             run_late_hooks(&dir, &st, crate::hooks::oci::Kind::Poststart, "running");
         }
     }
-    // Unlocked: a hung PostStart must not block stop, kill or delete --force.
-    sequence::post_start(root, id)
+    Ok(())
 }
 
 /// The OCI state document, plus hookrun's `created`, `rootfs`, `owner` and `phase`.

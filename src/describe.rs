@@ -59,6 +59,9 @@ pub fn runs_block(runs: &[Run]) -> String {
                 out.push_str(&tail_lines(text, 5, "      "));
             }
         }
+        if let Some(f) = &r.output_files {
+            out.push_str(&format!("    Output files: {f}\n"));
+        }
     }
     out
 }
@@ -128,6 +131,7 @@ mod tests {
             message: "command exited with 3".into(),
             runner: (1, 1),
             hook_pid: None,
+            output_files: None,
             stdout: "1\n2\n3\n4\n5\n6\n7".into(),
             stderr: String::new(),
         };

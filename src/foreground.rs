@@ -76,10 +76,26 @@ pub fn run(root: &Root, id: &str, opts: &CreateOpts, detach: bool, keep: bool) -
     // Other commands (state, kill, and start and delete below) may now lock the container.
     drop(dir);
     // start reads exec.fifo to EOF, so it also reports the init's last steps (exec) failing.
-    if let Err(e) = container::start(root, id) {
+    if let Err(e) = container::start_release(root, id) {
         let _ = waitpid(Pid::from_raw(child.pid), None);
         let _ = container::delete(root, id, true);
         return Err(e);
+    }
+    // PostStart runs in a child of ours while we supervise: SIGTERM during a hung PostStart then
+    // starts the stop sequence, which cancels the hook. A failed PostStart stops the container
+    // itself, and we see it exit like any other way.
+    // SAFETY: fork of the single-threaded runtime; the child runs PostStart and _exits.
+    let hook_runner = unsafe { libc::fork() };
+    if hook_runner == 0 {
+        let code = match crate::hooks::sequence::post_start(root, id) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("hookrun: {e}");
+                1
+            }
+        };
+        // SAFETY: _exit in a forked child.
+        unsafe { libc::_exit(code) }
     }
     let stop = || {
         let t0 = Instant::now();

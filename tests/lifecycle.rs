@@ -1323,3 +1323,44 @@ fn a_pre_stop_cut_short_by_a_killed_stop_fires_again_on_the_next_stop() {
     assert_eq!(r[1]["result"], "Succeeded");
     assert_eq!(r[0]["stop"], r[1]["stop"], "the same stop");
 }
+
+#[test]
+fn sigterm_to_a_foreground_run_cancels_a_hung_post_start() {
+    if !require_root() {
+        return;
+    }
+    let b = bundle(
+        "trap 'exit 0' TERM; while :; do sleep 0.1; done",
+        json!({"postStart": sh("echo started-hanging; sleep 1000 # fg-hung-marker")}),
+        Some(5),
+    );
+    let c = Ctr::new("lc-fghung");
+    let run = c.spawn(&["run", "--keep", "-b", b.path().to_str().unwrap(), "{id}"]);
+    let hook = running_hook_pid(&c, "PostStart", Duration::from_secs(15));
+    assert_eq!(phase(&c), "Starting");
+    let t = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(run.pid()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let o = run.wait(Duration::from_secs(20));
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "the hung PostStart held run for {:?}",
+        t.elapsed()
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert!(
+        wait_until(Duration::from_secs(5), || !alive(hook)),
+        "the PostStart hook survived"
+    );
+    // its output is kept as a file in the state dir too
+    let r = runs(&c, "PostStart");
+    let files = r[0]["outputFiles"].as_str().unwrap().to_string();
+    let stdout = c.state_dir().join(files.split(", ").next().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(stdout).unwrap(),
+        "started-hanging\n"
+    );
+}

@@ -95,9 +95,13 @@ fn memfd(name: &str) -> Option<OwnedFd> {
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// The tail of what the hook wrote (at most what the output files keep).
 fn read_back(fd: OwnedFd) -> Vec<u8> {
     let mut f = std::fs::File::from(fd);
-    let _ = f.rewind();
+    let len = f.seek(std::io::SeekFrom::End(0)).unwrap_or(0);
+    let _ = f.seek(std::io::SeekFrom::Start(
+        len.saturating_sub(super::journal::FILE_CAP as u64),
+    ));
     let mut v = Vec::new();
     let _ = f.read_to_end(&mut v);
     v

@@ -14,7 +14,11 @@ use crate::state::{now_rfc3339, proc_stat, with_file_lock, write_durable};
 const LOCK: &str = ".journal.lock";
 
 pub const JOURNAL_FILE: &str = "hooks.json";
-/// How much of a hook's stdout and stderr is kept (the tail).
+/// Where each run's whole output is kept, `<run index>.stdout` and `.stderr`, in the state dir.
+pub const OUTPUT_DIR: &str = "hook-output";
+/// How much of each stream the output files keep (the tail).
+pub const FILE_CAP: usize = 1024 * 1024;
+/// How much of a hook's stdout and stderr the journal keeps (the tail).
 pub const OUTPUT_CAP: usize = 64 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +47,9 @@ pub struct Run {
     /// The hook's own process when it has one (Exec), so a stop can cancel it.
     #[serde(default)]
     pub hook_pid: Option<(i32, u64)>,
+    /// The files holding this run's output, relative to the state dir.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_files: Option<String>,
     #[serde(default)]
     pub stdout: String,
     #[serde(default)]
@@ -104,6 +111,7 @@ fn begin_unlocked(dir: &Path, hook: &str, handler: &str, what: &str, stop: u32) 
         message: String::new(),
         runner: me(),
         hook_pid: None,
+        output_files: None,
         stdout: String::new(),
         stderr: String::new(),
     });
@@ -135,7 +143,15 @@ pub fn finish(
     stderr: &[u8],
     took_ms: u64,
 ) -> Result<()> {
+    // The output as files too, whole up to FILE_CAP (the journal keeps a shorter tail).
+    let out_dir = dir.join(OUTPUT_DIR);
+    let _ = std::fs::create_dir_all(&out_dir);
+    for (ext, data) in [("stdout", stdout), ("stderr", stderr)] {
+        let keep = &data[data.len().saturating_sub(FILE_CAP)..];
+        let _ = std::fs::write(out_dir.join(format!("{i}.{ext}")), keep);
+    }
     update(dir, i, |r| {
+        r.output_files = Some(format!("{OUTPUT_DIR}/{i}.stdout, {OUTPUT_DIR}/{i}.stderr"));
         r.finished = Some(now_rfc3339());
         r.duration_ms = Some(took_ms);
         r.result = if ok { "Succeeded" } else { "Failed" }.into();

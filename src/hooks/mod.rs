@@ -1,5 +1,5 @@
 //! The two hook systems, kept apart: OCI hooks (config.json `hooks`, run by the runtime at fixed
-//! lifecycle points) and, later, Kubernetes-style lifecycle hooks.
+//! lifecycle points) and Kubernetes-style lifecycle hooks (PostStart, PreStop).
 pub mod handlers;
 pub mod journal;
 pub mod lifecycle;
