@@ -131,7 +131,10 @@ pub fn validate(spec: Spec, bundle: PathBuf) -> Result<Plan> {
         && parts.next().is_some_and(|p| p.parse::<u32>().is_ok())
         && parts.next().is_some_and(|p| p.parse::<u32>().is_ok());
     if !ok {
-        return Err(field("ociVersion", format!("{v:?} is not a runtime-spec 1.x version")));
+        return Err(field(
+            "ociVersion",
+            format!("{v:?} is not a runtime-spec 1.x version"),
+        ));
     }
     // `process` may be absent at create (OCI: it is needed only by start, which then fails).
     if let Some(process) = spec.process().as_ref() {
@@ -257,7 +260,8 @@ pub fn validate(spec: Spec, bundle: PathBuf) -> Result<Plan> {
                             LinuxNamespaceType::Uts => "uts",
                             _ => return false,
                         };
-                        std::fs::read_link(p).ok() != std::fs::read_link(format!("/proc/self/ns/{kind}")).ok()
+                        std::fs::read_link(p).ok()
+                            != std::fs::read_link(format!("/proc/self/ns/{kind}")).ok()
                     }
                 }
         })
@@ -339,7 +343,10 @@ fn check_sysctl(k: &str, new: &dyn Fn(LinuxNamespaceType) -> bool) -> Result<()>
         }
     } else if k.starts_with("net.") {
         if !new(LinuxNamespaceType::Network) {
-            return Err(field(&f(), "needs a network namespace of the container's own"));
+            return Err(field(
+                &f(),
+                "needs a network namespace of the container's own",
+            ));
         }
     } else if k == "kernel.hostname" || k == "kernel.domainname" {
         if !new(LinuxNamespaceType::Uts) {

@@ -377,7 +377,10 @@ fn delete_of_a_created_container_needs_force_and_kills_the_blocked_init() {
     let t = start_time(pid);
     // runtime spec: deleting a container that is not stopped is an error
     let err = c.fails(&["delete", "{id}"]);
-    assert!(err.contains("is created") && err.contains("--force"), "{err}");
+    assert!(
+        err.contains("is created") && err.contains("--force"),
+        "{err}"
+    );
     assert_eq!(c.status(), "created");
     c.ok(&["delete", "--force", "{id}"]);
     assert!(!c.state_dir().exists());
@@ -958,6 +961,9 @@ fn an_unknown_oci_version_is_refused() {
     b.edit(|c| c["ociVersion"] = serde_json::json!("invalid"));
     let c = Ctr::new("badver");
     let err = c.fails(&["create", "-b", bpath(&b), "{id}"]);
-    assert!(err.contains("config.json: ociVersion: \"invalid\""), "{err}");
+    assert!(
+        err.contains("config.json: ociVersion: \"invalid\""),
+        "{err}"
+    );
     assert!(!c.state_dir().exists());
 }

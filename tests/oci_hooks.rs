@@ -159,7 +159,10 @@ fn poststart_and_poststop_failures_only_warn() {
         "{}",
         o.stderr
     );
-    assert!(second.exists(), "the poststart hook after the failing one did not run");
+    assert!(
+        second.exists(),
+        "the poststart hook after the failing one did not run"
+    );
     assert_eq!(c.status(), "running");
     let o = c.run_files(&["delete", "--force", "{id}"]);
     assert_eq!(o.code, Some(0), "{}", o.stderr);

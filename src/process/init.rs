@@ -238,7 +238,9 @@ fn finish(exec: Option<Exec>, statedir: &OwnedFd, opts: &InitOpts) -> (Error, bo
         // steps below, written here, reaches it.
         fifo = Some(w);
         let Some(exec) = exec else {
-            return Err(Error::invalid("config.json: process is not set: there is nothing to start"));
+            return Err(Error::invalid(
+                "config.json: process is not set: there is nothing to start",
+            ));
         };
         crate::hooks::oci::run_all(
             crate::hooks::oci::Kind::StartContainer,
