@@ -1337,7 +1337,10 @@ fn sigterm_to_a_foreground_run_cancels_a_hung_post_start() {
     let c = Ctr::new("lc-fghung");
     let run = c.spawn(&["run", "--keep", "-b", b.path().to_str().unwrap(), "{id}"]);
     assert!(
-        wait_until(Duration::from_secs(15), || c.run(&["state", "{id}"]).status.success()),
+        wait_until(Duration::from_secs(15), || c
+            .run(&["state", "{id}"])
+            .status
+            .success()),
         "run never created the container"
     );
     let hook = running_hook_pid(&c, "PostStart", Duration::from_secs(15));
