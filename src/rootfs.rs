@@ -205,6 +205,9 @@ pub fn prepare(plan: &Plan, userns: bool) -> Result<()> {
         .rootfs_propagation()
         .as_deref()
         .and_then(propagation_flag)
+        // An unbindable tree cannot give the rootfs bind below: that one is applied to the new
+        // root after pivot_root (finish), and rslave serves until then.
+        .filter(|p| !p.contains(MsFlags::MS_UNBINDABLE))
         .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     // Stop our mounts reaching the host (and, for rslave, keep host mounts arriving).
     mnt(None, Path::new("/"), None, prop, None).ctx(|| "make / a private mount tree")?;

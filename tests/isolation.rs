@@ -695,7 +695,12 @@ fn rootfs_propagation_is_applied_to_the_root() {
     if !require_root() {
         return;
     }
-    for (prop, shared) in [("shared", true), ("private", false), ("rslave", false)] {
+    for (prop, shared) in [
+        ("shared", true),
+        ("private", false),
+        ("rslave", false),
+        ("unbindable", false),
+    ] {
         let mut b = sh("cat /proc/self/mountinfo");
         b.edit(|c| c["linux"]["rootfsPropagation"] = json!(prop));
         let c = Ctr::new("rootprop");
@@ -708,6 +713,13 @@ fn rootfs_propagation_is_applied_to_the_root() {
             "rootfsPropagation {prop}: / has {:?}",
             root.optional
         );
+        if prop == "unbindable" {
+            assert!(
+                root.optional.contains("unbindable"),
+                "/ has {:?}",
+                root.optional
+            );
+        }
     }
 }
 
