@@ -84,6 +84,44 @@ pub struct CreateOpts {
     pub foreground: bool,
 }
 
+/// `exec`'s command line.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ExecArgs {
+    /// Path to a process.json (an OCI `process` object) instead of COMMAND
+    #[arg(short, long, value_name = "FILE")]
+    pub process: Option<PathBuf>,
+    /// Return once the process has started
+    #[arg(short, long)]
+    pub detach: bool,
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    #[arg(long, value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Allocate a terminal
+    #[arg(short, long)]
+    pub tty: bool,
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// KEY=VALUE, repeatable
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// UID[:GID]
+    #[arg(short, long)]
+    pub user: Option<String>,
+    #[arg(short = 'g', long = "additional-gids", value_name = "GID")]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability (repeatable)
+    #[arg(short = 'c', long = "cap", value_name = "CAP")]
+    pub caps: Vec<String>,
+    #[arg(long)]
+    pub no_new_privs: bool,
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub preserve_fds: u32,
+    pub id: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a container: namespaces, rootfs, init blocked before exec
@@ -108,39 +146,8 @@ pub enum Command {
     },
     /// Run a process inside a running container
     Exec {
-        /// Path to a process.json (an OCI `process` object) instead of COMMAND
-        #[arg(short, long, value_name = "FILE")]
-        process: Option<PathBuf>,
-        /// Return once the process has started
-        #[arg(short, long)]
-        detach: bool,
-        #[arg(long, value_name = "FILE")]
-        pid_file: Option<PathBuf>,
-        #[arg(long, value_name = "PATH")]
-        console_socket: Option<PathBuf>,
-        /// Allocate a terminal
-        #[arg(short, long)]
-        tty: bool,
-        #[arg(long, value_name = "DIR")]
-        cwd: Option<PathBuf>,
-        /// KEY=VALUE, repeatable
-        #[arg(short, long = "env", value_name = "KEY=VALUE")]
-        env: Vec<String>,
-        /// UID[:GID]
-        #[arg(short, long)]
-        user: Option<String>,
-        #[arg(short = 'g', long = "additional-gids", value_name = "GID")]
-        additional_gids: Vec<u32>,
-        /// Add a capability (repeatable)
-        #[arg(short = 'c', long = "cap", value_name = "CAP")]
-        cap: Vec<String>,
-        #[arg(long)]
-        no_new_privs: bool,
-        #[arg(long, default_value_t = 0, value_name = "N")]
-        preserve_fds: u32,
-        id: String,
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        command: Vec<String>,
+        #[command(flatten)]
+        args: ExecArgs,
     },
     /// Print the state of a container as JSON
     State { id: String },

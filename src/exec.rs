@@ -2,8 +2,6 @@
 //! (process/join.rs), with the container's process settings unless overridden.
 //! runs in: the runtime, which stays the new process's parent in the foreground.
 
-use std::path::PathBuf;
-
 use oci_spec::runtime::{Capability, Process};
 
 use crate::container;
@@ -11,24 +9,7 @@ use crate::error::{Ctx, Error, Result};
 use crate::process::join::{self, JoinRequest};
 use crate::state::{Root, Status};
 
-/// `exec`'s command line, already parsed.
-#[derive(Debug, Clone, Default)]
-pub struct ExecArgs {
-    pub id: String,
-    pub command: Vec<String>,
-    pub process: Option<PathBuf>,
-    pub detach: bool,
-    pub pid_file: Option<PathBuf>,
-    pub console_socket: Option<PathBuf>,
-    pub tty: bool,
-    pub cwd: Option<PathBuf>,
-    pub env: Vec<String>,
-    pub user: Option<String>,
-    pub additional_gids: Vec<u32>,
-    pub caps: Vec<String>,
-    pub no_new_privs: bool,
-    pub preserve_fds: u32,
-}
+pub use crate::cli::ExecArgs;
 
 /// The process to run: `--process` as given, else the container's process with the overrides.
 pub fn build_process(base: &Process, a: &ExecArgs) -> Result<Process> {

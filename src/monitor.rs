@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::cgroup;
 use crate::error::{Error, Result};
-use crate::state::{self, Root, State, Status};
+use crate::state::{self, Root, State};
 
 /// How often a stream looks for OOM kills and for the container's end.
 const TICK: Duration = Duration::from_millis(100);
@@ -19,15 +19,7 @@ const TICK: Duration = Duration::from_millis(100);
 pub fn events(root: &Root, id: &str, once: bool, interval: Duration) -> Result<()> {
     let st = {
         let dir = root.open(id)?;
-        let st = dir.load()?;
-        let status = dir.status(&st);
-        if status == Status::Stopped {
-            return Err(Error::WrongState {
-                id: id.to_string(),
-                status: status.to_string(),
-                hint: "events needs a created, running or paused container".into(),
-            });
-        }
+        let st = dir.load_live("events needs a created, running or paused container")?;
         if st.cgroup.paths.is_empty() {
             return Err(Error::invalid(format!(
                 "events: container \"{id}\" has no cgroup (created rootless): no statistics"

@@ -6,23 +6,13 @@ use std::process::Command;
 
 use crate::cli::ListFormat;
 use crate::error::{Error, Result};
-use crate::state::{Root, State, Status};
+use crate::state::{Root, State};
 
 pub fn ps(root: &Root, id: &str, format: ListFormat, ps_args: &[String]) -> Result<()> {
-    let st = {
-        let dir = root.open(id)?;
-        let st = dir.load()?;
-        let status = dir.status(&st);
-        if status == Status::Stopped {
-            return Err(Error::WrongState {
-                id: id.to_string(),
-                status: status.to_string(),
-                hint: "ps lists the processes of a created, running or paused container".into(),
-            });
-        }
-        st
-        // Unlocked from here: ps(1) may take a while.
-    };
+    // The lock is dropped at once: ps(1) may take a while.
+    let st = root
+        .open(id)?
+        .load_live("ps lists the processes of a created, running or paused container")?;
     let pids = pids(&st);
     match format {
         ListFormat::Json => {

@@ -246,6 +246,20 @@ impl ContainerDir {
         fs::remove_dir_all(&self.path).map_err(|e| Error::io("remove", &self.path, e))
     }
 
+    /// The state of a container that has not stopped; a stopped one is an error saying `hint`.
+    pub fn load_live(&self, hint: &str) -> Result<State> {
+        let st = self.load()?;
+        let status = self.status(&st);
+        if status == Status::Stopped {
+            return Err(Error::WrongState {
+                id: self.id.clone(),
+                status: status.to_string(),
+                hint: hint.to_string(),
+            });
+        }
+        Ok(st)
+    }
+
     pub fn status(&self, st: &State) -> Status {
         derive_status(st, self.fifo().exists())
     }

@@ -12,22 +12,14 @@ use serde_json::Value;
 use crate::cgroup::Cgroup;
 use crate::cli::UpdateOpts;
 use crate::error::{Error, Result};
-use crate::state::{Root, Status};
+use crate::state::Root;
 
 /// How errors name a field: `update: resources.memory.limit: …`.
 const ORIGIN: &str = "update: resources";
 
 pub fn update(root: &Root, id: &str, opts: &UpdateOpts) -> Result<()> {
     let dir = root.open(id)?;
-    let st = dir.load()?;
-    let status = dir.status(&st);
-    if status == Status::Stopped {
-        return Err(Error::WrongState {
-            id: id.to_string(),
-            status: status.to_string(),
-            hint: "only a created, running or paused container can be updated".into(),
-        });
-    }
+    let st = dir.load_live("only a created, running or paused container can be updated")?;
     let mut r = match &opts.resources {
         Some(p) => parse(&read_source(p)?)?,
         None => LinuxResources::default(),
