@@ -13,6 +13,7 @@ pub mod events;
 pub mod exec;
 pub mod foreground;
 pub mod hooks;
+pub mod info;
 pub mod log;
 pub mod monitor;
 pub mod pause;

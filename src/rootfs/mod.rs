@@ -4,17 +4,19 @@
 use std::ffi::CString;
 use std::fs;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{symlink, FileTypeExt, PermissionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sys::stat::{makedev, mknod, Mode, SFlag};
-use nix::unistd::{chown, fchdir, pivot_root, Gid, Uid};
-use oci_spec::runtime::{LinuxDeviceType, Mount};
+use nix::unistd::{fchdir, pivot_root};
+use oci_spec::runtime::Mount;
 
 use crate::error::{Ctx, Error, Result};
 use crate::spec::Plan;
+
+mod cgroupfs;
+mod dev;
 
 /// Mount options split into flags to set, flags to clear, propagation changes and fs data.
 #[derive(Debug, Clone, PartialEq)]
@@ -173,7 +175,7 @@ fn locked_flags(path: &Path) -> MsFlags {
     m
 }
 
-fn mnt(
+pub(crate) fn mnt(
     src: Option<&Path>,
     dst: &Path,
     fstype: Option<&str>,
@@ -237,8 +239,8 @@ pub fn prepare(plan: &Plan, userns: bool) -> Result<()> {
             && MountOpts::parse(m.options().as_deref().unwrap_or(&[])).bind
     });
     if !dev_bound {
-        create_devices(plan, userns)?;
-        dev_symlinks(rootfs, &mounts)?;
+        dev::create_devices(plan, userns)?;
+        dev::dev_symlinks(rootfs, &mounts)?;
     }
     Ok(())
 }
@@ -280,7 +282,7 @@ fn mount_one(plan: &Plan, m: &Mount) -> Result<()> {
         let in_cgns = plan
             .ns(oci_spec::runtime::LinuxNamespaceType::Cgroup)
             .is_some();
-        return mount_cgroup(&dst, &o, in_cgns).ctx(shown);
+        return cgroupfs::mount_cgroup(&dst, &o, in_cgns).ctx(shown);
     }
     let src: Option<PathBuf> = m.source().as_ref().map(|s| {
         if o.bind && !s.is_absolute() {
@@ -350,271 +352,6 @@ fn mount_point_of(p: &Path) -> Option<PathBuf> {
         .filter_map(|l| l.split(' ').nth(4).map(PathBuf::from))
         .filter(|mp| p.starts_with(mp))
         .max_by_key(|mp| mp.as_os_str().len())
-}
-
-/// One cgroup hierarchy of the host, from mountinfo.
-struct Hierarchy {
-    mountpoint: PathBuf,
-    fstype: String,
-    /// controllers (`cpu,cpuacct`) or `none,name=systemd`; empty for cgroup2
-    opts: String,
-}
-
-fn host_hierarchies() -> Vec<Hierarchy> {
-    let Ok(mi) = fs::read_to_string("/proc/self/mountinfo") else {
-        return vec![];
-    };
-    let mut out = Vec::new();
-    for l in mi.lines() {
-        let Some((pre, post)) = l.split_once(" - ") else {
-            continue;
-        };
-        let pre: Vec<&str> = pre.split(' ').collect();
-        let post: Vec<&str> = post.split(' ').collect();
-        if pre.len() < 5 || post.len() < 3 {
-            continue;
-        }
-        let fstype = post[0];
-        if fstype != "cgroup" && fstype != "cgroup2" {
-            continue;
-        }
-        let opts = if fstype == "cgroup" {
-            post[2]
-                .split(',')
-                .filter(|o| {
-                    !matches!(
-                        *o,
-                        "rw" | "ro" | "nosuid" | "nodev" | "noexec" | "relatime" | "clone_children"
-                    )
-                })
-                .filter(|o| !o.starts_with("release_agent"))
-                .collect::<Vec<_>>()
-                .join(",")
-        } else {
-            String::new()
-        };
-        out.push(Hierarchy {
-            mountpoint: PathBuf::from(pre[4]),
-            fstype: fstype.to_string(),
-            opts,
-        });
-    }
-    out
-}
-
-/// The init's own cgroup path in a v1 hierarchy (by its mount options) or in v2.
-fn own_cgroup(h: &Hierarchy) -> PathBuf {
-    let cg = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    for line in cg.lines() {
-        let mut it = line.splitn(3, ':');
-        let (Some(_), Some(ctrls), Some(path)) = (it.next(), it.next(), it.next()) else {
-            continue;
-        };
-        let matches = if h.fstype == "cgroup2" {
-            ctrls.is_empty()
-        } else {
-            let want: Vec<&str> = h.opts.split(',').filter(|o| *o != "none").collect();
-            let have: Vec<&str> = ctrls.split(',').collect();
-            !want.is_empty() && want.iter().all(|w| have.contains(w))
-        };
-        if matches {
-            return PathBuf::from(path.trim_start_matches('/'));
-        }
-    }
-    PathBuf::new()
-}
-
-/// `type: cgroup` on a v1/hybrid host: a tmpfs with each hierarchy below it; on a v2 host the
-/// cgroup2 fs itself. In a cgroup namespace each is a fresh mount (its root is the namespace's);
-/// otherwise the host hierarchy is bound at the init's own cgroup, so nothing above it shows.
-/// `in_cgns` comes from the plan: comparing with /proc/1/ns/cgroup fails where pid 1 of the host
-/// cannot be inspected (then the container saw the host's root cgroup instead of its own).
-fn mount_cgroup(dst: &Path, o: &MountOpts, in_cgns: bool) -> nix::Result<()> {
-    let hs = host_hierarchies();
-    let flags = o.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
-    fs::create_dir_all(dst).map_err(|_| Errno::EIO)?;
-    let v2_only = hs
-        .iter()
-        .any(|h| h.fstype == "cgroup2" && h.mountpoint == Path::new("/sys/fs/cgroup"));
-    let place = |h: &Hierarchy, at: &Path, f: MsFlags| -> nix::Result<()> {
-        if in_cgns {
-            let data = (h.fstype == "cgroup").then_some(h.opts.as_str());
-            mnt(Some(Path::new(&h.fstype)), at, Some(&h.fstype), f, data)
-        } else {
-            let src = h.mountpoint.join(own_cgroup(h));
-            mnt(
-                Some(&src),
-                at,
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None,
-            )?;
-            mnt(
-                None,
-                at,
-                None,
-                MsFlags::MS_REMOUNT | MsFlags::MS_BIND | f,
-                None,
-            )
-        }
-    };
-    if v2_only {
-        let h = hs
-            .iter()
-            .find(|h| h.mountpoint == Path::new("/sys/fs/cgroup"))
-            .expect("found");
-        return place(h, dst, flags);
-    }
-    let tmpfs_flags =
-        (flags & !MsFlags::MS_RDONLY) | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mnt(
-        Some(Path::new("tmpfs")),
-        dst,
-        Some("tmpfs"),
-        tmpfs_flags,
-        Some("mode=755"),
-    )?;
-    for h in hs.iter().filter(|h| {
-        h.mountpoint.starts_with("/sys/fs/cgroup") && h.mountpoint != Path::new("/sys/fs/cgroup")
-    }) {
-        let Some(name) = h.mountpoint.file_name() else {
-            continue;
-        };
-        let at = dst.join(name);
-        fs::create_dir_all(&at).map_err(|_| Errno::EIO)?;
-        place(h, &at, flags)?;
-        // cpu,cpuacct is reachable as cpu and cpuacct too
-        let name = name.to_string_lossy();
-        if name.contains(',') {
-            for part in name.split(',') {
-                let _ = symlink(&*name, dst.join(part));
-            }
-        }
-    }
-    if flags.contains(MsFlags::MS_RDONLY) {
-        mnt(
-            None,
-            dst,
-            None,
-            MsFlags::MS_REMOUNT | tmpfs_flags | MsFlags::MS_RDONLY,
-            Some("mode=755"),
-        )?;
-    }
-    Ok(())
-}
-
-struct Dev {
-    path: PathBuf,
-    kind: SFlag,
-    major: u64,
-    minor: u64,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-}
-
-fn default_devices() -> Vec<Dev> {
-    [
-        ("null", 1, 3),
-        ("zero", 1, 5),
-        ("full", 1, 7),
-        ("random", 1, 8),
-        ("urandom", 1, 9),
-        ("tty", 5, 0),
-    ]
-    .into_iter()
-    .map(|(n, ma, mi)| Dev {
-        path: PathBuf::from("/dev").join(n),
-        kind: SFlag::S_IFCHR,
-        major: ma,
-        minor: mi,
-        mode: 0o666,
-        uid: 0,
-        gid: 0,
-    })
-    .collect()
-}
-
-fn create_devices(plan: &Plan, userns: bool) -> Result<()> {
-    let mut devs = default_devices();
-    for d in plan.linux().devices().iter().flatten() {
-        let kind = match d.typ() {
-            LinuxDeviceType::B => SFlag::S_IFBLK,
-            LinuxDeviceType::P => SFlag::S_IFIFO,
-            _ => SFlag::S_IFCHR,
-        };
-        devs.retain(|x| x.path != *d.path());
-        devs.push(Dev {
-            path: d.path().clone(),
-            kind,
-            major: d.major() as u64,
-            minor: d.minor() as u64,
-            mode: d.file_mode().unwrap_or(0o666) & 0o7777,
-            uid: d.uid().unwrap_or(0),
-            gid: d.gid().unwrap_or(0),
-        });
-    }
-    for d in devs {
-        let dst = secure_join(&plan.rootfs, &d.path);
-        let what = || format!("create device {}", d.path.display());
-        if let Some(p) = dst.parent() {
-            fs::create_dir_all(p).ctx(what)?;
-        }
-        if let Ok(md) = fs::symlink_metadata(&dst) {
-            if md.is_dir() {
-                return Err(Error::invalid(format!(
-                    "{}: a directory is in the way",
-                    what()
-                )));
-            }
-            let _ = fs::remove_file(&dst);
-        }
-        if userns && d.kind != SFlag::S_IFIFO {
-            // No mknod in a user namespace: bind the host's node instead.
-            fs::File::create(&dst).ctx(what)?;
-            mnt(Some(&d.path), &dst, None, MsFlags::MS_BIND, None).ctx(what)?;
-            continue;
-        }
-        mknod(
-            &dst,
-            d.kind,
-            Mode::from_bits_truncate(d.mode),
-            makedev(d.major, d.minor),
-        )
-        .ctx(what)?;
-        // mknod honours the umask; the config's mode wins.
-        fs::set_permissions(&dst, fs::Permissions::from_mode(d.mode)).ctx(what)?;
-        chown(&dst, Some(Uid::from_raw(d.uid)), Some(Gid::from_raw(d.gid))).ctx(what)?;
-    }
-    Ok(())
-}
-
-fn dev_symlinks(rootfs: &Path, mounts: &[Mount]) -> Result<()> {
-    let dev = secure_join(rootfs, Path::new("/dev"));
-    let mut links = vec![
-        ("/proc/self/fd", "fd"),
-        ("/proc/self/fd/0", "stdin"),
-        ("/proc/self/fd/1", "stdout"),
-        ("/proc/self/fd/2", "stderr"),
-    ];
-    if Path::new("/proc/kcore").exists() {
-        links.push(("/proc/kcore", "core"));
-    }
-    if mounts
-        .iter()
-        .any(|m| m.destination() == Path::new("/dev/pts"))
-    {
-        let _ = fs::remove_file(dev.join("ptmx"));
-        links.push(("pts/ptmx", "ptmx"));
-    }
-    for (target, name) in links {
-        match symlink(target, dev.join(name)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(Error::io("symlink", dev.join(name), e)),
-        }
-    }
-    Ok(())
 }
 
 /// Switch to the rootfs: pivot_root, then drop the old root (made rslave first so the detach
@@ -737,6 +474,7 @@ pub fn cpath(p: &Path) -> CString {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::symlink;
 
     fn opts(v: &[&str]) -> MountOpts {
         MountOpts::parse(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>())
