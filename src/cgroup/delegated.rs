@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use nix::unistd::{access, AccessFlags};
 use oci_spec::runtime::LinuxResources;
 
-use super::{dir_in, hierarchies, limits, plain, remove, resolve, Cgroup, Target};
+use super::{dir_in, hierarchies, limits, plain, resolve, Cgroup, Target};
 use crate::error::{errno_text, Error, Result};
 use crate::spec::Plan;
 
@@ -179,17 +179,7 @@ pub(super) fn create(plan: &Plan, id: &str) -> Result<Option<Cgroup>> {
             dir.display()
         )));
     }
-    let mut cg = Cgroup {
-        dirs: vec![(h, dir)],
-        created: vec![],
-        origin: "config.json: linux.resources",
-    };
-    let devices = l.devices().clone().unwrap_or_default();
-    if let Err(e) = cg.make().and_then(|()| cg.apply(&res, &devices)) {
-        let _ = remove(&cg.recorded());
-        return Err(e);
-    }
-    Ok(Some(cg))
+    Cgroup::make_and_apply(vec![(h, dir)], l, &res).map(Some)
 }
 
 #[cfg(test)]

@@ -241,17 +241,26 @@ impl Cgroup {
                 )));
             }
         }
+        Cgroup::make_and_apply(dirs, l, &res).map(Some)
+    }
+
+    /// Make `dirs` and apply the config's limits; on error remove what was made.
+    fn make_and_apply(
+        dirs: Vec<(Hier, PathBuf)>,
+        l: &oci_spec::runtime::Linux,
+        res: &oci_spec::runtime::LinuxResources,
+    ) -> Result<Cgroup> {
         let mut cg = Cgroup {
             dirs,
             created: vec![],
             origin: "config.json: linux.resources",
         };
         let devices = l.devices().clone().unwrap_or_default();
-        if let Err(e) = cg.make().and_then(|()| cg.apply(&res, &devices)) {
+        if let Err(e) = cg.make().and_then(|()| cg.apply(res, &devices)) {
             let _ = remove(&cg.recorded());
             return Err(e);
         }
-        Ok(Some(cg))
+        Ok(cg)
     }
 
     fn make(&mut self) -> Result<()> {

@@ -119,12 +119,7 @@ pub fn spawn(req: &JoinRequest) -> Result<Joined> {
     let mut joins: Vec<(OwnedFd, CloneFlags, &str)> = Vec::new();
     for (kind, flag) in KINDS {
         if differs(pid, kind) {
-            let fd = open(
-                &ns_link(pid, kind),
-                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .ctx(|| format!("open {kind} namespace of the container"))?;
+            let fd = open_ns(pid, kind)?;
             joins.push((fd, CloneFlags::from_bits_retain(flag), kind));
         }
     }
@@ -231,19 +226,23 @@ fn clone3(flags: u64, pidfd: &mut libc::c_int) -> libc::c_long {
     }
 }
 
+/// The init's namespace of `kind`, by fd (so a pid reuse cannot swap it before setns).
+fn open_ns(pid: i32, kind: &str) -> Result<OwnedFd> {
+    open(
+        &ns_link(pid, kind),
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("open {kind} namespace of the container"))
+}
+
 /// The container's pid and time namespaces where they are not ours: a child enters them at
 /// birth, through the parent's *_for_children.
 fn birth_namespaces(pid: i32) -> Result<Vec<(OwnedFd, CloneFlags)>> {
     let mut out = Vec::new();
     for (kind, flag) in [("pid", libc::CLONE_NEWPID), ("time", libc::CLONE_NEWTIME)] {
         if differs(pid, kind) {
-            let fd = open(
-                &ns_link(pid, kind),
-                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .ctx(|| format!("open {kind} namespace of the container"))?;
-            out.push((fd, CloneFlags::from_bits_retain(flag)));
+            out.push((open_ns(pid, kind)?, CloneFlags::from_bits_retain(flag)));
         }
     }
     Ok(out)
