@@ -11,11 +11,6 @@ use serde_json::{json, Value};
 
 const LIMIT: Duration = Duration::from_secs(15);
 
-/// A bundle whose entrypoint is `sh -c SCRIPT`.
-fn sh(script: &str) -> Bundle {
-    Bundle::new(&["sh", "-c", script])
-}
-
 /// (state, start time) of a live pid, from /proc/<pid>/stat.
 fn proc_stat(pid: i32) -> Option<(char, u64)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -82,10 +77,6 @@ fn one_line(stderr: &str) -> &str {
     );
     assert!(lines[0].starts_with("hookrun: "), "{stderr:?}");
     lines[0]
-}
-
-fn bpath(b: &Bundle) -> &str {
-    b.path().to_str().unwrap()
 }
 
 fn wait_file(p: &Path) -> bool {

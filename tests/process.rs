@@ -13,22 +13,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::json;
 
-/// A bundle whose entrypoint is `sh -c SCRIPT`.
-fn sh(script: &str) -> Bundle {
-    Bundle::new(&["/bin/sh", "-c", script])
-}
-
-fn bpath(b: &Bundle) -> &str {
-    b.path().to_str().unwrap()
-}
-
-/// Foreground run that must exit 0; returns stdout.
-fn run_ok(c: &Ctr, b: &Bundle) -> String {
-    let (code, out, err) = c.run_fg(b);
-    assert_eq!(code, 0, "run failed; stdout: {out}\nstderr: {err}");
-    out
-}
-
 /// The fields after `key:` in /proc/self/status text, whitespace-split.
 fn status_field<'a>(status: &'a str, key: &str) -> Vec<&'a str> {
     status

@@ -330,3 +330,20 @@ pub fn wait_until(limit: std::time::Duration, mut f: impl FnMut() -> bool) -> bo
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// A bundle whose entrypoint is `sh -c SCRIPT`.
+pub fn sh(script: &str) -> Bundle {
+    Bundle::new(&["/bin/sh", "-c", script])
+}
+
+/// The bundle's path as the command line wants it.
+pub fn bpath(b: &Bundle) -> &str {
+    b.path().to_str().unwrap()
+}
+
+/// Foreground run that must exit 0; returns stdout.
+pub fn run_ok(c: &Ctr, b: &Bundle) -> String {
+    let (code, out, err) = c.run_fg(b);
+    assert_eq!(code, 0, "run failed; stdout: {out}\nstderr: {err}");
+    out
+}
