@@ -1371,3 +1371,29 @@ fn sigterm_to_a_foreground_run_cancels_a_hung_post_start() {
         "started-hanging\n"
     );
 }
+
+#[test]
+fn stopping_a_paused_container_thaws_it_for_pre_stop_and_the_stop_signal() {
+    if !require_root() {
+        return;
+    }
+    let b = bundle(
+        "trap 'exit 0' TERM; while :; do sleep 0.1; done",
+        json!({"preStop": sh("touch /prestop-ran")}),
+        Some(20),
+    );
+    let c = Ctr::new("lc-paused");
+    c.create_bg(&b);
+    c.ok(&["start", "{id}"]);
+    c.ok(&["pause", "{id}"]);
+    assert_eq!(c.status(), "paused");
+    let t = Instant::now();
+    c.ok(&["stop", "{id}"]);
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "stop of a paused container took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(c.status(), "stopped");
+    assert!(read(&b, "prestop-ran").is_some(), "PreStop did not run");
+}

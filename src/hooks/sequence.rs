@@ -205,6 +205,10 @@ pub fn stop(root: &Root, id: &str, opts: &StopOpts) -> Result<()> {
             "Killing",
             &format!("Stopping container {id}"),
         );
+        if status == Status::Paused {
+            // A frozen container can neither run PreStop nor act on its stop signal.
+            crate::cgroup::thaw(&st.cgroup);
+        }
         cancel_running_hooks(&dir.path, "PostStart");
         (dir.path.clone(), st, container::saved_spec(&dir))
     };
