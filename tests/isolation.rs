@@ -890,3 +890,47 @@ fn sysctls_are_set_inside_only() {
         host_fwd
     );
 }
+
+#[test]
+fn joining_a_user_namespace_by_path_owns_the_new_namespaces() {
+    if !require_root() {
+        return;
+    }
+    // A: a container with its own user namespace.
+    let chown = |b: &Bundle| {
+        let st = std::process::Command::new("chown")
+            .args(["-R", "100000:100000"])
+            .arg(b.rootfs())
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    let mut a = Bundle::new(&["sleep", "1000"]);
+    chown(&a);
+    a.edit(|c| {
+        set_ns(c, "user", None);
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    });
+    let ca = Ctr::new("userns-a");
+    ca.create_bg(&a);
+    ca.ok(&["start", "{id}"]);
+    let apid = ca.pid();
+    // B: joins A's user namespace, with new pid, mount, uts... namespaces of its own, which
+    // must belong to A's user namespace (else B's root could not even mount its /proc).
+    let mut b = sh("id -u; echo pid=$$; cat /proc/self/uid_map; ls /proc | grep -c '^[0-9]'");
+    chown(&b);
+    let upath = format!("/proc/{apid}/ns/user");
+    b.edit(|c| set_ns(c, "user", Some(upath.clone())));
+    let cb = Ctr::new("userns-b");
+    let out = run_ok(&cb, &b);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "0", "{out}");
+    assert_eq!(lines[1], "pid=1", "{out}");
+    assert_eq!(
+        lines[2].split_whitespace().collect::<Vec<_>>(),
+        ["0", "100000", "65536"]
+    );
+    // sh, ls and grep: B's /proc is its own pid namespace's
+    assert!(lines[3].parse::<u32>().unwrap() <= 3, "{out}");
+}

@@ -103,7 +103,18 @@ fn setup(plan: &Plan, opts: &InitOpts, chan: &Channel) -> Result<Option<Exec>> {
     for ns in joins {
         let p = ns.path.as_ref().expect("filtered");
         let f = fs::File::open(p).ctx(|| format!("open namespace {}", p.display()))?;
+        if ns.kind == T::User && same_file(&f, "/proc/self/ns/user") {
+            // Entered already: the middle process of spawn_with did, before the clone.
+            continue;
+        }
         setns(&f, clone_flag(ns.kind)).ctx(|| format!("join namespace {}", p.display()))?;
+    }
+    if plan.ns(T::User).is_some_and(|n| n.path.is_some()) {
+        // Our host uid is not mapped in a joined user namespace: files we make (devpts, device
+        // nodes, mount points) need a mapped owner.
+        become_root_in_userns()?;
+        // SAFETY: prctl with integer arguments (a uid change cleared the parent-death signal).
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     }
     // Placed in our cgroup by now, so the new cgroup namespace is rooted there.
     if plan.new_ns(T::Cgroup) {
@@ -132,7 +143,8 @@ fn setup(plan: &Plan, opts: &InitOpts, chan: &Channel) -> Result<Option<Exec>> {
 
     let mount_ns = plan.ns(T::Mount).is_some();
     if mount_ns {
-        rootfs::prepare(plan, new_user)?;
+        // In any user namespace but the first, devices are host nodes bound in (no mknod).
+        rootfs::prepare(plan, plan.ns(T::User).is_some())?;
     }
     create_hooks(plan, opts, chan, host_pid)?;
     if mount_ns {
@@ -279,6 +291,15 @@ fn close_inherited(preserve: u32, keep: &[i32]) {
             // read_dir handle above is already closed.
             unsafe { libc::close(fd) };
         }
+    }
+}
+
+/// Is `f` the same namespace (nsfs inode) as the one at `path`?
+fn same_file(f: &fs::File, path: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (f.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 

@@ -149,32 +149,54 @@ pub fn spawn_with(
         }
     }
     let around = ForChildren::enter(plan)?;
-    let mut pidfd: libc::c_int = -1;
-    let args = CloneArgs {
-        flags: flags.bits() as u64 | libc::CLONE_PIDFD as u64,
-        pidfd: &mut pidfd as *mut libc::c_int as u64,
-        exit_signal: libc::SIGCHLD as u64,
-        ..Default::default()
+    // New namespaces next to a user namespace joined by path must belong to that one, so the
+    // clone is made from inside it, by a middle process the runtime cannot be (it could never
+    // leave the user namespace again).
+    let joined_user = plan
+        .ns(T::User)
+        .and_then(|n| n.path.clone())
+        .filter(|_| !flags.is_empty());
+    let cloned = match joined_user {
+        Some(upath) => {
+            let ours_raw = ours.raw();
+            clone_from_user_ns(&upath, flags, move || {
+                // SAFETY: the init's copy of the runtime's end; never dropped (run is `-> !`).
+                unsafe { libc::close(ours_raw) };
+                super::init::run(plan, opts, theirs, statedir)
+            })
+        }
+        None => {
+            let mut pidfd: libc::c_int = -1;
+            let args = CloneArgs {
+                flags: flags.bits() as u64 | libc::CLONE_PIDFD as u64,
+                pidfd: &mut pidfd as *mut libc::c_int as u64,
+                exit_signal: libc::SIGCHLD as u64,
+                ..Default::default()
+            };
+            // SAFETY: clone3 without a stack behaves like fork; the runtime is single-threaded,
+            // so the child may allocate and run ordinary Rust code. The child never returns
+            // from `init::run`.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_clone3,
+                    &args as *const CloneArgs,
+                    std::mem::size_of::<CloneArgs>(),
+                )
+            };
+            if rc == 0 {
+                drop(ours);
+                super::init::run(plan, opts, theirs, statedir);
+            }
+            drop(theirs);
+            drop(statedir);
+            Errno::result(rc)
+                .ctx(|| "clone3 container init")
+                // SAFETY: clone3 with CLONE_PIDFD stored a new fd we now own.
+                .map(|rc| (rc as i32, unsafe { OwnedFd::from_raw_fd(pidfd) }))
+        }
     };
-    // SAFETY: clone3 without a stack behaves like fork; the runtime is single-threaded, so the
-    // child may allocate and run ordinary Rust code. The child never returns from `init::run`.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
-    if rc == 0 {
-        drop(ours);
-        super::init::run(plan, opts, theirs, statedir);
-    }
     let left = around.leave();
-    let pid = Errno::result(rc).ctx(|| "clone3 container init")? as i32;
-    // SAFETY: clone3 with CLONE_PIDFD stored a new fd we now own.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-    drop(theirs);
-    drop(statedir);
+    let (pid, pidfd) = cloned?;
     let child = Child {
         pid,
         pidfd,
@@ -197,6 +219,82 @@ pub fn spawn_with(
     before_go(pid)?;
     child.chan.send(&Msg::Go)?; // sync 1
     Ok(child)
+}
+
+/// Clone the init from inside the user namespace at `upath`: a middle process enters it and
+/// clones with CLONE_PARENT (so the init is still the runtime's child), reports the pid and
+/// exits. `child` is what the init runs.
+fn clone_from_user_ns(
+    upath: &Path,
+    flags: CloneFlags,
+    child: impl FnOnce(),
+) -> Result<(i32, OwnedFd)> {
+    let userfd = open_ns(upath)?;
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe")?;
+    // SAFETY: fork of the single-threaded runtime; the middle process only calls setns, clone3,
+    // write and _exit, and its clone runs the init.
+    let middle = unsafe { libc::fork() };
+    if middle == 0 {
+        drop(r);
+        let got: std::result::Result<i32, Errno> = setns(&userfd, CloneFlags::CLONE_NEWUSER)
+            .and_then(|()| {
+                // clone3 wants exit_signal 0 with CLONE_PARENT; the child inherits ours (SIGCHLD).
+                let args = CloneArgs {
+                    flags: flags.bits() as u64 | libc::CLONE_PARENT as u64,
+                    ..Default::default()
+                };
+                // SAFETY: as in spawn_with, in the (single-threaded) middle process.
+                let rc = unsafe {
+                    libc::syscall(
+                        libc::SYS_clone3,
+                        &args as *const CloneArgs,
+                        std::mem::size_of::<CloneArgs>(),
+                    )
+                };
+                Errno::result(rc).map(|rc| rc as i32)
+            });
+        if got == Ok(0) {
+            drop(w);
+            child();
+            // SAFETY: not reached (`child` runs the init, which never returns); _exit if it did.
+            unsafe { libc::_exit(127) }
+        }
+        let v = match got {
+            Ok(pid) => pid,
+            Err(e) => -(e as i32),
+        };
+        let _ = nix::unistd::write(&w, &v.to_ne_bytes());
+        // SAFETY: _exit in a forked child.
+        unsafe { libc::_exit(0) }
+    }
+    drop(w);
+    drop(child);
+    if middle < 0 {
+        return Err(Error::sys("fork", Errno::last()));
+    }
+    let mut b = [0u8; 4];
+    let n = nix::unistd::read(&r, &mut b).unwrap_or(0);
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(middle), None);
+    let v = i32::from_ne_bytes(b);
+    if n != 4 || v <= 0 {
+        let e = if n == 4 {
+            Errno::from_raw(-v)
+        } else {
+            Errno::ECHILD
+        };
+        return Err(Error::sys(
+            format!(
+                "clone the container init in user namespace {}",
+                upath.display()
+            ),
+            e,
+        ));
+    }
+    // SAFETY: pidfd_open of our own unreaped child (CLONE_PARENT made it ours).
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, v, 0) };
+    let fd = Errno::result(fd).ctx(|| "pidfd_open")? as i32;
+    // SAFETY: a fresh fd we own.
+    Ok((v, unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
 fn map_text(m: &[LinuxIdMapping]) -> String {
