@@ -143,7 +143,7 @@ pub fn spawn(req: &JoinRequest) -> Result<Joined> {
         .position(|(_, f, _)| *f == CloneFlags::CLONE_NEWUSER);
     let (child, pidfd) = if let (Some(u), false) = (user_join, nix::unistd::geteuid().is_root()) {
         let (userfd, _, _) = joins.remove(u);
-        spawn_via_middle(req, &ours, theirs, &joins, &root, creds, args, &userfd, pid)?
+        spawn_via_middle(req, theirs, &joins, &root, creds, args, &userfd, pid)?
     } else {
         let mut restore = Vec::new();
         for (fd, flag) in birth_namespaces(pid)? {
@@ -164,15 +164,15 @@ pub fn spawn(req: &JoinRequest) -> Result<Joined> {
             restore.push((own, flag));
         }
         let mut pidfd: libc::c_int = -1;
-        let rc = clone3(libc::CLONE_PIDFD as u64, &mut pidfd);
-        if rc == 0 {
+        let rc = super::parent::clone3(libc::CLONE_PIDFD as u64, Some(&mut pidfd));
+        if rc == Ok(0) {
             drop(ours);
             child_main(req, theirs, &joins, &root, creds, args);
         }
         for (fd, flag) in restore {
             setns(&fd, flag).ctx(|| "return to the runtime's namespace")?;
         }
-        let child = Errno::result(rc).ctx(|| "clone3 exec process")? as i32;
+        let child = rc.ctx(|| "clone3 exec process")?;
         drop(theirs);
         // SAFETY: clone3 with CLONE_PIDFD stored a new fd we now own.
         (child, unsafe { OwnedFd::from_raw_fd(pidfd) })
@@ -205,27 +205,6 @@ pub fn spawn(req: &JoinRequest) -> Result<Joined> {
     })
 }
 
-fn clone3(flags: u64, pidfd: &mut libc::c_int) -> libc::c_long {
-    let cargs = super::parent::CloneArgs {
-        flags,
-        pidfd: pidfd as *mut libc::c_int as u64,
-        exit_signal: if flags & libc::CLONE_PARENT as u64 != 0 {
-            0
-        } else {
-            libc::SIGCHLD as u64
-        },
-        ..Default::default()
-    };
-    // SAFETY: clone3 without a stack behaves like fork; the calling process is single-threaded.
-    unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &cargs as *const _,
-            std::mem::size_of_val(&cargs),
-        )
-    }
-}
-
 /// The init's namespace of `kind`, by fd (so a pid reuse cannot swap it before setns).
 fn open_ns(pid: i32, kind: &str) -> Result<OwnedFd> {
     open(
@@ -254,7 +233,6 @@ fn birth_namespaces(pid: i32) -> Result<Vec<(OwnedFd, CloneFlags)>> {
 #[allow(clippy::too_many_arguments)]
 fn spawn_via_middle(
     req: &JoinRequest,
-    ours: &Channel,
     theirs: Channel,
     joins: &[(OwnedFd, CloneFlags, &str)],
     root: &OwnedFd,
@@ -264,61 +242,16 @@ fn spawn_via_middle(
     init: i32,
 ) -> Result<(i32, OwnedFd)> {
     let births = birth_namespaces(init)?;
-    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe")?;
-    // SAFETY: fork of the single-threaded runtime; the middle process only calls setns, clone3,
-    // write and _exit (or runs child_main in its clone).
-    let middle = unsafe { libc::fork() };
-    if middle == 0 {
-        drop(r);
-        let go = setns(userfd, CloneFlags::CLONE_NEWUSER)
-            .map_err(|e| Error::sys("join the container's user namespace", e))
-            .and_then(|()| {
-                for (fd, flag) in &births {
-                    setns(fd, *flag).ctx(|| "join the container's pid/time namespace")?;
-                }
-                Ok(())
-            });
-        let rc = match go {
-            Ok(()) => {
-                let mut unused: libc::c_int = -1;
-                clone3(libc::CLONE_PARENT as u64, &mut unused)
-            }
-            Err(e) => {
-                let _ = theirs.send(&Msg::Error { msg: e.to_string() });
-                // SAFETY: _exit in a forked child.
-                unsafe { libc::_exit(1) }
-            }
-        };
-        if rc == 0 {
-            drop(w);
-            child_main(req, theirs, joins, root, creds, args);
+    let enter = || {
+        setns(userfd, CloneFlags::CLONE_NEWUSER)?;
+        for (fd, flag) in &births {
+            setns(fd, *flag)?;
         }
-        let _ = nix::unistd::write(&w, &(rc as i32).to_ne_bytes());
-        // SAFETY: _exit in a forked child.
-        unsafe { libc::_exit(0) }
-    }
-    drop(w);
-    drop(theirs);
-    if middle < 0 {
-        return Err(Error::sys("fork", Errno::last()));
-    }
-    let mut b = [0u8; 4];
-    let n = nix::unistd::read(&r, &mut b).unwrap_or(0);
-    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(middle), None);
-    let child = i32::from_ne_bytes(b);
-    if n != 4 || child <= 0 {
-        return match ours.recv() {
-            Ok(Some(Msg::Error { msg })) => Err(Error::Child(msg)),
-            _ => Err(Error::Child(
-                "could not start a process in the container".into(),
-            )),
-        };
-    }
-    // SAFETY: pidfd_open of our own unreaped child (CLONE_PARENT made it ours).
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child, 0) };
-    let fd = Errno::result(fd).ctx(|| "pidfd_open")? as i32;
-    // SAFETY: a fresh fd we own.
-    Ok((child, unsafe { OwnedFd::from_raw_fd(fd) }))
+        Ok(())
+    };
+    super::parent::clone_via_middle("enter the container's namespaces", enter, 0, move || {
+        child_main(req, theirs, joins, root, creds, args)
+    })
 }
 
 /// /proc/<pid>/setgroups says "deny" in a rootless user namespace.

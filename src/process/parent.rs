@@ -36,18 +36,18 @@ pub struct Child {
 /// struct clone_args of clone3(2).
 #[repr(C)]
 #[derive(Default)]
-pub(crate) struct CloneArgs {
-    pub flags: u64,
-    pub pidfd: u64,
-    pub child_tid: u64,
-    pub parent_tid: u64,
-    pub exit_signal: u64,
-    pub stack: u64,
-    pub stack_size: u64,
-    pub tls: u64,
-    pub set_tid: u64,
-    pub set_tid_size: u64,
-    pub cgroup: u64,
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
 }
 
 pub fn clone_flag(k: T) -> CloneFlags {
@@ -159,7 +159,13 @@ pub fn spawn_with(
     let cloned = match joined_user {
         Some(upath) => {
             let ours_raw = ours.raw();
-            clone_from_user_ns(&upath, flags, move || {
+            let userfd = open_ns(&upath)?;
+            let what = format!(
+                "clone the container init in user namespace {}",
+                upath.display()
+            );
+            let enter = || setns(&userfd, CloneFlags::CLONE_NEWUSER);
+            clone_via_middle(&what, enter, flags.bits() as u64, move || {
                 // SAFETY: the init's copy of the runtime's end; never dropped (run is `-> !`).
                 unsafe { libc::close(ours_raw) };
                 super::init::run(plan, opts, theirs, statedir)
@@ -167,32 +173,20 @@ pub fn spawn_with(
         }
         None => {
             let mut pidfd: libc::c_int = -1;
-            let args = CloneArgs {
-                flags: flags.bits() as u64 | libc::CLONE_PIDFD as u64,
-                pidfd: &mut pidfd as *mut libc::c_int as u64,
-                exit_signal: libc::SIGCHLD as u64,
-                ..Default::default()
-            };
-            // SAFETY: clone3 without a stack behaves like fork; the runtime is single-threaded,
-            // so the child may allocate and run ordinary Rust code. The child never returns
-            // from `init::run`.
-            let rc = unsafe {
-                libc::syscall(
-                    libc::SYS_clone3,
-                    &args as *const CloneArgs,
-                    std::mem::size_of::<CloneArgs>(),
-                )
-            };
-            if rc == 0 {
+            // The child never returns from `init::run`.
+            let rc = clone3(
+                flags.bits() as u64 | libc::CLONE_PIDFD as u64,
+                Some(&mut pidfd),
+            );
+            if rc == Ok(0) {
                 drop(ours);
                 super::init::run(plan, opts, theirs, statedir);
             }
             drop(theirs);
             drop(statedir);
-            Errno::result(rc)
-                .ctx(|| "clone3 container init")
+            rc.ctx(|| "clone3 container init")
                 // SAFETY: clone3 with CLONE_PIDFD stored a new fd we now own.
-                .map(|rc| (rc as i32, unsafe { OwnedFd::from_raw_fd(pidfd) }))
+                .map(|pid| (pid, unsafe { OwnedFd::from_raw_fd(pidfd) }))
         }
     };
     let left = around.leave();
@@ -221,42 +215,51 @@ pub fn spawn_with(
     Ok(child)
 }
 
-/// Clone the init from inside the user namespace at `upath`: a middle process enters it and
-/// clones with CLONE_PARENT (so the init is still the runtime's child), reports the pid and
-/// exits. `child` is what the init runs.
-fn clone_from_user_ns(
-    upath: &Path,
-    flags: CloneFlags,
+/// clone3(2) without a stack, so fork-like; the caller must be single-threaded (the runtime is),
+/// so the child may run ordinary Rust code. With CLONE_PARENT the kernel wants exit_signal 0
+/// and the child inherits the caller's (SIGCHLD); otherwise it is SIGCHLD. Returns the child's
+/// pid (0 in the child); `pidfd` receives the pidfd asked for with CLONE_PIDFD.
+pub(crate) fn clone3(flags: u64, pidfd: Option<&mut libc::c_int>) -> nix::Result<i32> {
+    let parent = flags & libc::CLONE_PARENT as u64 != 0;
+    let args = CloneArgs {
+        flags,
+        pidfd: pidfd.map_or(0, |p| p as *mut libc::c_int as u64),
+        exit_signal: if parent { 0 } else { libc::SIGCHLD as u64 },
+        ..Default::default()
+    };
+    // SAFETY: a valid clone_args of the size passed; no stack, so the child continues on a copy
+    // of ours, as after fork.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    Errno::result(rc).map(|rc| rc as i32)
+}
+
+/// For what the runtime must not do itself (enter a user namespace it could never leave): a
+/// short-lived middle process runs `enter`, clones with CLONE_PARENT | `flags` (so the child
+/// is still the runtime's, to wait for and signal), reports the pid and exits. `child` is what
+/// the clone runs; it does not return. `what` names the step in errors.
+pub(crate) fn clone_via_middle(
+    what: &str,
+    enter: impl FnOnce() -> nix::Result<()>,
+    flags: u64,
     child: impl FnOnce(),
 ) -> Result<(i32, OwnedFd)> {
-    let userfd = open_ns(upath)?;
     let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe")?;
-    // SAFETY: fork of the single-threaded runtime; the middle process only calls setns, clone3,
-    // write and _exit, and its clone runs the init.
+    // SAFETY: fork of the single-threaded runtime; the middle process only runs `enter`,
+    // clone3, write and _exit, and its clone runs `child`.
     let middle = unsafe { libc::fork() };
     if middle == 0 {
         drop(r);
-        let got: std::result::Result<i32, Errno> = setns(&userfd, CloneFlags::CLONE_NEWUSER)
-            .and_then(|()| {
-                // clone3 wants exit_signal 0 with CLONE_PARENT; the child inherits ours (SIGCHLD).
-                let args = CloneArgs {
-                    flags: flags.bits() as u64 | libc::CLONE_PARENT as u64,
-                    ..Default::default()
-                };
-                // SAFETY: as in spawn_with, in the (single-threaded) middle process.
-                let rc = unsafe {
-                    libc::syscall(
-                        libc::SYS_clone3,
-                        &args as *const CloneArgs,
-                        std::mem::size_of::<CloneArgs>(),
-                    )
-                };
-                Errno::result(rc).map(|rc| rc as i32)
-            });
+        let got = enter().and_then(|()| clone3(flags | libc::CLONE_PARENT as u64, None));
         if got == Ok(0) {
             drop(w);
             child();
-            // SAFETY: not reached (`child` runs the init, which never returns); _exit if it did.
+            // SAFETY: not reached (`child` execs or exits); _exit if it did return.
             unsafe { libc::_exit(127) }
         }
         let v = match got {
@@ -282,13 +285,7 @@ fn clone_from_user_ns(
         } else {
             Errno::ECHILD
         };
-        return Err(Error::sys(
-            format!(
-                "clone the container init in user namespace {}",
-                upath.display()
-            ),
-            e,
-        ));
+        return Err(Error::sys(what, e));
     }
     // SAFETY: pidfd_open of our own unreaped child (CLONE_PARENT made it ours).
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, v, 0) };
