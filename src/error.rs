@@ -60,14 +60,6 @@ impl Error {
     pub fn invalid(msg: impl Into<String>) -> Self {
         Error::Invalid(msg.into())
     }
-    /// The errno behind the error, when there is one (used to pick exit codes and by tests).
-    pub fn errno(&self) -> Option<Errno> {
-        match self {
-            Error::Sys { errno, .. } => Some(*errno),
-            Error::Io { source, .. } => source.raw_os_error().map(Errno::from_raw),
-            _ => None,
-        }
-    }
 }
 
 /// `strerror` text in the lowercase form the rest of our messages use

@@ -4,7 +4,6 @@
 use std::ffi::CString;
 use std::fs;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::FileTypeExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
@@ -458,11 +457,6 @@ pub fn finish(plan: &Plan) -> Result<()> {
         .ctx(|| "remount / read-only")?;
     }
     Ok(())
-}
-
-/// Is `p` a character device node (used by tests of /dev and by masked paths)?
-pub fn is_char_device(p: &Path) -> bool {
-    fs::metadata(p).is_ok_and(|m| m.file_type().is_char_device())
 }
 
 /// C string of a path, for the few raw calls that need one.
