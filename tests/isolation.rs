@@ -325,6 +325,27 @@ fn a_pid_namespace_given_by_path_is_joined() {
     assert_eq!(ns_of(&c2.pid().to_string(), "pid"), ns_of(&a, "pid"));
 }
 
+/// The fixture belongs to host root, which is unmapped in a user namespace: hand it to the
+/// mapped root (host 100000).
+fn chown_to_mapped_root(b: &Bundle) {
+    let st = std::process::Command::new("chown")
+        .args(["-R", "100000:100000"])
+        .arg(b.rootfs())
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// A user namespace of its own, container 0-65535 = host 100000-165535.
+fn in_own_userns(b: &mut Bundle) {
+    chown_to_mapped_root(b);
+    b.edit(|c| {
+        set_ns(c, "user", None);
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    });
+}
+
 #[test]
 fn user_namespace_maps_root_to_the_configured_host_ids() {
     if !require_root() {
@@ -334,18 +355,7 @@ fn user_namespace_maps_root_to_the_configured_host_ids() {
         "id; cat /proc/self/uid_map /proc/self/gid_map; touch /tmp/made; \
                     stat -c '%u %g' /tmp/made; sleep 1000",
     );
-    // The fixture belongs to host root, which is unmapped inside: hand it to the mapped root.
-    let st = std::process::Command::new("chown")
-        .args(["-R", "100000:100000"])
-        .arg(b.rootfs())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    b.edit(|c| {
-        set_ns(c, "user", None);
-        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    });
+    in_own_userns(&mut b);
     let c = Ctr::new("userns");
     c.create_bg(&b);
     c.ok(&["start", "{id}"]);
@@ -385,17 +395,7 @@ fn user_namespace_inside_view_is_root_with_the_mapping() {
         return;
     }
     let mut b = sh("id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map");
-    let st = std::process::Command::new("chown")
-        .args(["-R", "100000:100000"])
-        .arg(b.rootfs())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    b.edit(|c| {
-        set_ns(c, "user", None);
-        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    });
+    in_own_userns(&mut b);
     let c = Ctr::new("usernsin");
     let out = run_ok(&c, &b);
     let lines: Vec<Vec<&str>> = out
@@ -897,21 +897,8 @@ fn joining_a_user_namespace_by_path_owns_the_new_namespaces() {
         return;
     }
     // A: a container with its own user namespace.
-    let chown = |b: &Bundle| {
-        let st = std::process::Command::new("chown")
-            .args(["-R", "100000:100000"])
-            .arg(b.rootfs())
-            .status()
-            .unwrap();
-        assert!(st.success());
-    };
     let mut a = Bundle::new(&["sleep", "1000"]);
-    chown(&a);
-    a.edit(|c| {
-        set_ns(c, "user", None);
-        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    });
+    in_own_userns(&mut a);
     let ca = Ctr::new("userns-a");
     ca.create_bg(&a);
     ca.ok(&["start", "{id}"]);
@@ -919,7 +906,7 @@ fn joining_a_user_namespace_by_path_owns_the_new_namespaces() {
     // B: joins A's user namespace, with new pid, mount, uts... namespaces of its own, which
     // must belong to A's user namespace (else B's root could not even mount its /proc).
     let mut b = sh("id -u; echo pid=$$; cat /proc/self/uid_map; ls /proc | grep -c '^[0-9]'");
-    chown(&b);
+    chown_to_mapped_root(&b);
     let upath = format!("/proc/{apid}/ns/user");
     b.edit(|c| set_ns(c, "user", Some(upath.clone())));
     let cb = Ctr::new("userns-b");
