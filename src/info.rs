@@ -8,7 +8,6 @@ use crate::cli::ListFormat;
 use crate::container::state_json;
 use crate::error::{Error, Result};
 use crate::state::Root;
-use oci_spec::runtime::LinuxNamespaceType;
 
 pub fn list(root: &Root, format: ListFormat, quiet: bool) -> Result<()> {
     let mut rows = Vec::new();
@@ -80,30 +79,101 @@ pub fn write_spec(bundle: &Path, rootless: bool) -> Result<()> {
             p.display()
         )));
     }
-    let mut s = if rootless {
-        let mut s = oci_spec::runtime::Spec::rootless(
-            nix::unistd::geteuid().as_raw(),
-            nix::unistd::getegid().as_raw(),
-        );
-        // A network namespace made inside the user namespace needs no privilege and gives the
-        // container its own loopback (where HTTP lifecycle hooks reach it), not the host's.
-        if let Some(l) = s.linux_mut() {
-            let mut ns = l.namespaces().clone().unwrap_or_default();
-            if !ns.iter().any(|n| n.typ() == LinuxNamespaceType::Network) {
-                let mut net = oci_spec::runtime::LinuxNamespace::default();
-                net.set_typ(LinuxNamespaceType::Network);
-                ns.push(net);
-            }
-            l.set_namespaces(Some(ns));
-        }
-        s
-    } else {
-        oci_spec::runtime::Spec::default()
-    };
-    s.set_hostname(Some("hookrun".into()));
-    s.set_version(crate::OCI_VERSION.into());
-    let data = serde_json::to_vec_pretty(&s).expect("spec serialises");
+    let uid = nix::unistd::geteuid().as_raw();
+    let gid = nix::unistd::getegid().as_raw();
+    let data = serde_json::to_vec_pretty(&default_spec(rootless, uid, gid)).expect("json");
     std::fs::write(&p, data).map_err(|e| Error::io("write", &p, e))
+}
+
+/// The config.json `spec` writes: runc's default bundle (the hostname aside), so that scripts and
+/// tests written for `runc spec` behave the same (a terminal, `sh`, runc's three capabilities in
+/// every set but inheritable, a read-only root). `rootless`: what `runc spec --rootless` writes —
+/// the caller's uid/gid mapped to root in a user namespace, no network namespace, /sys bound from
+/// the host, no device rules, no `gid=5` on devpts.
+pub fn default_spec(rootless: bool, uid: u32, gid: u32) -> serde_json::Value {
+    use serde_json::json;
+    let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    let mut devpts = vec![
+        "nosuid",
+        "noexec",
+        "newinstance",
+        "ptmxmode=0666",
+        "mode=0620",
+    ];
+    if !rootless {
+        devpts.push("gid=5");
+    }
+    let sys = if rootless {
+        json!({"destination": "/sys", "type": "none", "source": "/sys",
+               "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+    } else {
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+               "options": ["nosuid", "noexec", "nodev", "ro"]})
+    };
+    let mut namespaces = vec![json!({"type": "pid"})];
+    if !rootless {
+        namespaces.push(json!({"type": "network"}));
+    }
+    namespaces.extend([
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ]);
+    let mut linux = json!({
+        "namespaces": namespaces,
+        "maskedPaths": [
+            "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+            "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
+            "/proc/scsi"
+        ],
+        "readonlyPaths": [
+            "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
+        ]
+    });
+    if rootless {
+        linux["namespaces"]
+            .as_array_mut()
+            .expect("array")
+            .push(json!({"type": "user"}));
+        linux["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
+        linux["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
+    } else {
+        linux["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    }
+    json!({
+        "ociVersion": crate::OCI_VERSION,
+        "process": {
+            "terminal": true,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh"],
+            "env": [
+                format!("PATH={}", crate::security::DEFAULT_PATH),
+                "TERM=xterm"
+            ],
+            "cwd": "/",
+            "capabilities": {
+                "bounding": caps, "effective": caps, "permitted": caps, "ambient": caps
+            },
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": true},
+        "hostname": "hookrun",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": devpts},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": ["nosuid", "noexec", "nodev"]},
+            sys,
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
+        ],
+        "linux": linux
+    })
 }
 
 /// The OCI features document: what this build really supports.
@@ -139,6 +209,30 @@ pub fn features() -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_specs_parse_and_match_runcs() {
+        for rootless in [false, true] {
+            let v = default_spec(rootless, 1000, 1000);
+            let spec: oci_spec::runtime::Spec = serde_json::from_value(v.clone()).unwrap();
+            let p = spec.process().as_ref().unwrap();
+            assert_eq!(p.terminal(), Some(true));
+            assert_eq!(p.args().as_deref().unwrap(), ["sh"]);
+            assert!(p.capabilities().as_ref().unwrap().inheritable().is_none());
+            let ns: Vec<String> = v["linux"]["namespaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["type"].as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(ns.contains(&"user".to_string()), rootless);
+            assert_eq!(ns.contains(&"network".to_string()), !rootless);
+            assert!(v.get("annotations").is_none(), "no lifecycle example");
+        }
+        let v = default_spec(true, 1000, 1001);
+        assert_eq!(v["linux"]["uidMappings"][0]["hostID"], 1000);
+        assert_eq!(v["linux"]["gidMappings"][0]["hostID"], 1001);
+    }
 
     #[test]
     fn table_columns_align() {

@@ -191,9 +191,13 @@ impl Creds {
             set(CapSet::Inheritable, inheritable, "inheritable")?;
             set(CapSet::Permitted, permitted, "permitted")?;
             caps::clear(None, CapSet::Ambient).ok();
+            // The kernel raises an ambient capability only when it is permitted and inheritable;
+            // `runc spec` asks for three with no inheritable set. As runc does, raise what the
+            // kernel allows and pass over the rest (a debug line says which).
             for c in ambient {
-                caps::raise(None, CapSet::Ambient, *c)
-                    .map_err(|e| Error::Child(format!("raise ambient capability {c}: {e}")))?;
+                if let Err(e) = caps::raise(None, CapSet::Ambient, *c) {
+                    crate::log::debug(format!("ambient capability {c} not raised: {e}"));
+                }
             }
         }
         if self.no_new_privs {

@@ -234,6 +234,7 @@ fn each_requested_namespace_is_new_and_an_unrequested_one_is_the_hosts() {
     }
     let (_c, _b, pid) = sleeper("nsnew", |c| {
         set_ns(c, "time", None);
+        set_ns(c, "cgroup", None);
         drop_ns(c, "network");
     });
     let pid = pid.to_string();

@@ -195,6 +195,30 @@ fn ambient_capabilities_survive_a_non_root_user() {
 }
 
 #[test]
+fn runcs_default_ambient_set_without_inheritable_runs_as_runc_does() {
+    if !require_root() {
+        return;
+    }
+    // `runc spec` (and `hookrun spec`) put three capabilities in `ambient` with no inheritable
+    // set; the kernel refuses to raise those, and runc passes over them: so does hookrun.
+    let three = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    let st = status_with("runcamb", |c| {
+        assert_eq!(
+            c["process"]["capabilities"]["ambient"], three,
+            "spec's default"
+        );
+        assert!(c["process"]["capabilities"].get("inheritable").is_none());
+    });
+    assert_eq!(status_field(&st, "CapEff"), ["0000000020000420"]);
+    assert_eq!(status_field(&st, "CapAmb"), ["0000000000000000"]);
+    // What the kernel allows is still raised: one of the three made inheritable.
+    let st = status_with("runcamb1", |c| {
+        c["process"]["capabilities"]["inheritable"] = json!(["CAP_KILL"]);
+    });
+    assert_eq!(status_field(&st, "CapAmb"), ["0000000000000020"]);
+}
+
+#[test]
 fn no_new_privileges_is_set_as_configured() {
     if !require_root() {
         return;

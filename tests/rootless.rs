@@ -417,9 +417,11 @@ fn spec_rootless_writes_a_config_that_runs_as_the_caller() {
         .iter()
         .map(|n| n["type"].as_str().unwrap())
         .collect();
-    for want in ["user", "network", "pid", "mount", "uts", "ipc"] {
+    // runc's rootless default: the host's network (no namespace of its own).
+    for want in ["user", "pid", "mount", "uts", "ipc"] {
         assert!(ns.contains(&want), "{want} in {ns:?}");
     }
+    assert!(!ns.contains(&"network"), "{ns:?}");
     assert!(c["linux"].get("resources").is_none(), "{}", c["linux"]);
     let sys = c["mounts"]
         .as_array()
@@ -597,6 +599,14 @@ fn an_http_pre_stop_reaches_the_container_loopback() {
     std::fs::write(b.rootfs().join("www/quit"), "bye\n").unwrap();
     chown_r(&b.rootfs().join("www"), u);
     b.lifecycle(json!({"preStop": {"httpGet": {"path": "/quit", "port": 8080}}}));
+    // A network namespace of its own (made inside the user namespace, so no privilege needed):
+    // the hook must reach the container's loopback, not the host's.
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "network"}))
+    });
     let c = RlCtr::new(u, "rl-http");
     c.ok(&["create", "-b", b.path(), "{id}"]);
     c.ok(&["start", "{id}"]);
