@@ -16,6 +16,12 @@ pub const DEFAULT_GRACE: u64 = 30;
 /// What the container is always left between the stop signal and SIGKILL (the kubelet's
 /// minimum).
 pub const MIN_AFTER_PRESTOP: Duration = Duration::from_secs(2);
+/// The annotations by which containerd's CRI plugin and CRI-O mark the container they make for
+/// a pod's sandbox (the "pause" container) with the value `sandbox`.
+const CRI_CONTAINER_TYPE: [&str; 2] = [
+    "io.kubernetes.cri.container-type",
+    "io.kubernetes.cri-o.ContainerType",
+];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -266,7 +272,21 @@ pub fn from_annotations(a: &HashMap<String, String>) -> Result<Lifecycle> {
         lc.stop_signal = crate::cli::parse_signal(&s)
             .map_err(|_| field("stopSignal", format!("unknown signal {s:?}")))?;
     }
+    // CRI copies a pod's allowed annotations into its sandbox container as well as into each of
+    // its containers. The hooks are the containers': the pause image has nothing to exec them
+    // with, and a failed PostStart there would fail the whole pod. Validated all the same, so a
+    // bad annotation fails the pod at its first step.
+    if is_cri_sandbox(a) {
+        lc.post_start = None;
+        lc.pre_stop = None;
+    }
     Ok(lc)
+}
+
+fn is_cri_sandbox(a: &HashMap<String, String>) -> bool {
+    CRI_CONTAINER_TYPE
+        .iter()
+        .any(|k| a.get(*k).is_some_and(|v| v == "sandbox"))
 }
 
 /// How long the container gets between the stop signal and SIGKILL once PreStop took
@@ -362,6 +382,29 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("termination-grace-period-seconds"));
+    }
+
+    #[test]
+    fn a_cri_sandbox_container_has_no_hooks() {
+        let lc = serde_json::json!({
+            "postStart": {"exec": {"command": ["/bin/sh", "-c", "true"]}},
+            "preStop": {"sleep": {"seconds": 1}}
+        });
+        for (key, kind, hooks) in [
+            ("io.kubernetes.cri.container-type", "sandbox", false),
+            ("io.kubernetes.cri-o.ContainerType", "sandbox", false),
+            ("io.kubernetes.cri.container-type", "container", true),
+        ] {
+            let mut a = HashMap::new();
+            a.insert(LIFECYCLE.to_string(), lc.to_string());
+            a.insert(key.to_string(), kind.to_string());
+            let got = from_annotations(&a).unwrap();
+            assert_eq!(got.post_start.is_some(), hooks, "{key}={kind}");
+            assert_eq!(got.pre_stop.is_some(), hooks, "{key}={kind}");
+            // still validated
+            a.insert(LIFECYCLE.to_string(), "{not json".to_string());
+            assert!(from_annotations(&a).is_err());
+        }
     }
 
     #[test]
