@@ -239,6 +239,9 @@ fn create_hooks(plan: &Plan, opts: &InitOpts, chan: &Channel, host_pid: i32) -> 
     }
     let cc = hooks(&plan.spec, Kind::CreateContainer);
     if !cc.is_empty() {
+        // As runc: they run in the rootfs, so relative paths in them name its files.
+        nix::unistd::chdir(&plan.rootfs)
+            .ctx(|| format!("chdir {} for createContainer hooks", plan.rootfs.display()))?;
         let annotations = plan.spec.annotations().clone().unwrap_or_default();
         let st = state_doc(&opts.id, "created", host_pid, &plan.bundle, &annotations);
         run_all(Kind::CreateContainer, &cc, &st)?;
