@@ -373,3 +373,48 @@ fn in_a_user_namespace_sources_only_the_caller_may_enter_are_bound() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("Read-only file system"));
     assert!(!host.path().join("s2/dir/new").exists());
 }
+
+#[test]
+fn the_created_init_holds_no_fd_of_the_filesystem_setup() {
+    if !require_root() {
+        return;
+    }
+    // CVE-2024-21626: an fd left open in the init (a rootfs handle, a detached tree, a procfs
+    // of the host's pid namespace) is a way out for a `/proc/self/fd/N` cwd. Sharing the
+    // host's pid namespace and with binds made in a user namespace, where most handles are made.
+    let host = tempfile::tempdir().unwrap();
+    let mut b = Bundle::new(&["/bin/sleep", "1000"]);
+    in_own_userns(&mut b);
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "pid");
+        for m in c["mounts"].as_array_mut().unwrap() {
+            if m["type"] == "proc" {
+                *m = json!({"destination": "/proc", "type": "none", "source": "/proc",
+                            "options": ["rbind"]});
+            }
+        }
+        add_mount(
+            c,
+            json!({"destination": "/v", "source": host.path(), "options": ["rbind", "rro"]}),
+        );
+    });
+    let c = Ctr::new("initfds");
+    c.create_bg(&b);
+    let pid = c.pid();
+    let state = c.state_dir();
+    for e in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+    {
+        let n: i32 = e.file_name().to_str().unwrap().parse().unwrap();
+        let target = std::fs::read_link(e.path()).unwrap();
+        let t = target.to_string_lossy();
+        assert!(
+            n <= 2 || t.starts_with("socket:[") || target == state,
+            "the init holds fd {n} -> {t}"
+        );
+    }
+}

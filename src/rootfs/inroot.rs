@@ -74,9 +74,45 @@ fn is_dir(st: &FileStat) -> bool {
     SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
 }
 
-/// The mode of directories made for mount points and device nodes (before the umask).
-fn dir_mode() -> std::fs::Permissions {
-    std::os::unix::fs::PermissionsExt::from_mode(0o755)
+/// `mkdir -p` inside `root`: the deepest part of `p` that exists is resolved (symlinks as
+/// `root` resolves them), the rest is made a component at a time (0755 before the umask), each
+/// opened O_NOFOLLOW. Not pathrs' mkdir_all: that reopens through a procfs handle it caches,
+/// and such an fd must not live on in the init (a procfs of the host's pid namespace, where
+/// the container shares it, would lead a `/proc/self/fd/N` cwd out of the container).
+fn make_dirs(root: &pathrs::Root, p: &Path) -> Res<OwnedFd> {
+    use std::path::Component;
+    let comps: Vec<Component> = p
+        .components()
+        .filter(|c| !matches!(c, Component::RootDir | Component::CurDir))
+        .collect();
+    let mut have = comps.len();
+    let mut dir: OwnedFd = loop {
+        let prefix: PathBuf = std::iter::once(Component::RootDir)
+            .chain(comps[..have].iter().copied())
+            .collect();
+        match root.resolve(&prefix).map_err(Fail::from) {
+            Ok(h) => break h.into(),
+            Err(Fail::Errno(Errno::ENOENT)) if have > 0 => have -= 1,
+            Err(e) => return Err(e),
+        }
+    };
+    for c in &comps[have..] {
+        let Component::Normal(name) = c else {
+            // `..` below a directory that does not exist yet
+            return Err(Fail::Errno(Errno::ENOENT));
+        };
+        match mkdirat(&dir, *name, Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        dir = openat(
+            &dir,
+            *name,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+    }
+    Ok(dir)
 }
 
 /// The container's root directory, held open.
@@ -124,13 +160,12 @@ impl Root {
     /// the way is followed to where it points, and that is made (as a mount point's path in an
     /// image may go through `/var/run -> /run` before `/run` exists).
     pub fn dir(&self, p: &Path) -> Res<OwnedFd> {
-        let perm = dir_mode();
         let mut p = p.to_path_buf();
         // As many links as the kernel follows in one lookup.
         for _ in 0..40 {
-            match self.inner.mkdir_all(&p, &perm).map_err(Fail::from) {
-                Ok(h) => return Ok(h.into()),
-                Err(Fail::Errno(Errno::ENOTDIR | Errno::ENOENT)) => {}
+            match make_dirs(&self.inner, &p) {
+                Ok(fd) => return Ok(fd),
+                Err(Fail::Errno(Errno::ENOTDIR | Errno::ENOENT | Errno::ELOOP)) => {}
                 Err(e) => return Err(e),
             }
             match self.through_dangling(&p)? {
@@ -223,13 +258,12 @@ impl Root {
     /// (made if missing): where procfs and sysfs may be mounted. `Ok(None)`: something else is
     /// there (a symlink, a file).
     pub fn ordinary_dir(&self, p: &Path) -> Res<Option<OwnedFd>> {
-        let perm = dir_mode();
         let parent = p.parent().unwrap_or(Path::new("/"));
         let Some(name) = p.file_name() else {
             return Ok(None);
         };
-        let parent: OwnedFd = match self.strict.mkdir_all(parent, &perm).map_err(Fail::from) {
-            Ok(h) => h.into(),
+        let parent: OwnedFd = match make_dirs(&self.strict, parent) {
+            Ok(fd) => fd,
             Err(Fail::Errno(Errno::ELOOP | Errno::ENOTDIR | Errno::EEXIST)) => return Ok(None),
             Err(e) => return Err(e),
         };
