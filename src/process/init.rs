@@ -21,11 +21,20 @@ use crate::security::{self, Creds};
 use crate::spec::Plan;
 
 /// Entry from clone3. Reports the first failure over the channel and exits 1.
-pub fn run(plan: &Plan, opts: &InitOpts, chan: Channel, statedir: OwnedFd) -> ! {
+/// `sources`: the bind sources the runtime opened (rootfs::open_bind_sources).
+pub fn run(
+    plan: &Plan,
+    opts: &InitOpts,
+    chan: Channel,
+    statedir: OwnedFd,
+    sources: Vec<Option<OwnedFd>>,
+) -> ! {
     // Inherited copies of the runtime's fds (the state dir lock above all) must not live on in
     // the init while it waits for `start`.
-    close_inherited(opts.preserve_fds, &[chan.raw(), statedir.as_raw_fd()]);
-    match setup(plan, opts, &chan) {
+    let mut keep = vec![chan.raw(), statedir.as_raw_fd()];
+    keep.extend(rootfs::raw_fds(&sources));
+    close_inherited(opts.preserve_fds, &keep);
+    match setup(plan, opts, &chan, sources) {
         Ok(exec) => {
             // sync 2
             let _ = chan.send(&Msg::Ready);
@@ -60,7 +69,12 @@ struct Exec {
 }
 
 /// Everything up to sync 2; `None` when the config has no process (start will fail).
-fn setup(plan: &Plan, opts: &InitOpts, chan: &Channel) -> Result<Option<Exec>> {
+fn setup(
+    plan: &Plan,
+    opts: &InitOpts,
+    chan: &Channel,
+    sources: Vec<Option<OwnedFd>>,
+) -> Result<Option<Exec>> {
     // The runtime may block signals (foreground `run`); the container starts with none blocked.
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).ctx(|| "sigprocmask")?;
     // Die with the runtime while we are being set up; cleared before sync 2.
@@ -141,15 +155,15 @@ fn setup(plan: &Plan, opts: &InitOpts, chan: &Channel) -> Result<Option<Exec>> {
             .ctx(|| format!("set process.oomScoreAdj {adj}"))?;
     }
 
-    let mount_ns = plan.ns(T::Mount).is_some();
-    if mount_ns {
+    let mut prepared = None;
+    if plan.ns(T::Mount).is_some() {
         // In any user namespace but the first, devices are host nodes bound in (no mknod).
-        rootfs::prepare(plan, plan.ns(T::User).is_some())?;
+        prepared = Some(rootfs::prepare(plan, plan.ns(T::User).is_some(), sources)?);
     }
     create_hooks(plan, opts, chan, host_pid)?;
-    if mount_ns {
+    if let Some(prepared) = prepared {
         rootfs::enter(plan, opts.no_pivot)?;
-        rootfs::finish(plan)?;
+        rootfs::finish(plan, prepared)?;
     } else {
         // Without a mount namespace every mount would land in the host's table: none is made,
         // and the rootfs is only chrooted into (as runc does).
@@ -225,6 +239,9 @@ fn create_hooks(plan: &Plan, opts: &InitOpts, chan: &Channel, host_pid: i32) -> 
     }
     let cc = hooks(&plan.spec, Kind::CreateContainer);
     if !cc.is_empty() {
+        // As runc: they run in the rootfs, so relative paths in them name its files.
+        nix::unistd::chdir(&plan.rootfs)
+            .ctx(|| format!("chdir {} for createContainer hooks", plan.rootfs.display()))?;
         let annotations = plan.spec.annotations().clone().unwrap_or_default();
         let st = state_doc(&opts.id, "created", host_pid, &plan.bundle, &annotations);
         run_all(Kind::CreateContainer, &cc, &st)?;

@@ -148,6 +148,9 @@ pub fn spawn_with(
             flags |= clone_flag(ns.kind);
         }
     }
+    // Before the clone: the init inherits them (opened by the runtime's user, in its mount
+    // namespace; see rootfs::open_bind_sources).
+    let sources = crate::rootfs::open_bind_sources(plan);
     let around = ForChildren::enter(plan)?;
     // New namespaces next to a user namespace joined by path must belong to that one, so the
     // clone is made from inside it, by a middle process the runtime cannot be (it could never
@@ -168,7 +171,7 @@ pub fn spawn_with(
             clone_via_middle(&what, enter, flags.bits() as u64, move || {
                 // SAFETY: the init's copy of the runtime's end; never dropped (run is `-> !`).
                 unsafe { libc::close(ours_raw) };
-                super::init::run(plan, opts, theirs, statedir)
+                super::init::run(plan, opts, theirs, statedir, sources)
             })
         }
         None => {
@@ -180,10 +183,11 @@ pub fn spawn_with(
             );
             if rc == Ok(0) {
                 drop(ours);
-                super::init::run(plan, opts, theirs, statedir);
+                super::init::run(plan, opts, theirs, statedir, sources);
             }
             drop(theirs);
             drop(statedir);
+            drop(sources);
             rc.ctx(|| "clone3 container init")
                 // SAFETY: clone3 with CLONE_PIDFD stored a new fd we now own.
                 .map(|pid| (pid, unsafe { OwnedFd::from_raw_fd(pidfd) }))

@@ -2,13 +2,18 @@
 //! runs in: the container init, before pivot_root.
 
 use std::fs;
-use std::os::unix::fs::symlink;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::mount::MsFlags;
+use nix::fcntl::{openat, OFlag};
+use nix::mount::{mount, MsFlags};
+use nix::sys::stat::{mkdirat, Mode};
+use nix::unistd::symlinkat;
 
-use super::{mnt, MountOpts};
+use super::inroot::{Fail, Res, Root};
+use super::mountapi::{clone_tree, fd_path, move_onto, setattr};
+use super::options::{Attr, MountOpts};
 
 /// One cgroup hierarchy of the host, from mountinfo.
 struct Hierarchy {
@@ -87,76 +92,92 @@ fn own_cgroup(h: &Hierarchy) -> PathBuf {
 /// otherwise the host hierarchy is bound at the init's own cgroup, so nothing above it shows.
 /// `in_cgns` comes from the plan: comparing with /proc/1/ns/cgroup fails where pid 1 of the host
 /// cannot be inspected (then the container saw the host's root cgroup instead of its own).
-pub(super) fn mount_cgroup(dst: &Path, o: &MountOpts, in_cgns: bool) -> nix::Result<()> {
+pub(super) fn mount_cgroup(root: &Root, dst: &Path, o: &MountOpts, in_cgns: bool) -> Res<()> {
     let hs = host_hierarchies();
     let flags = o.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
-    fs::create_dir_all(dst).map_err(|_| Errno::EIO)?;
-    let v2_only = hs
-        .iter()
-        .any(|h| h.fstype == "cgroup2" && h.mountpoint == Path::new("/sys/fs/cgroup"));
-    let place = |h: &Hierarchy, at: &Path, f: MsFlags| -> nix::Result<()> {
+    let at = root.dir(dst)?;
+    let place = |h: &Hierarchy, at: BorrowedFd| -> Res<()> {
         if in_cgns {
             let data = (h.fstype == "cgroup").then_some(h.opts.as_str());
-            mnt(Some(Path::new(&h.fstype)), at, Some(&h.fstype), f, data)
-        } else {
-            let src = h.mountpoint.join(own_cgroup(h));
-            mnt(
-                Some(&src),
-                at,
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None,
+            mount(
+                Some(h.fstype.as_str()),
+                &fd_path(at),
+                Some(h.fstype.as_str()),
+                flags,
+                data,
             )?;
-            mnt(
-                None,
-                at,
-                None,
-                MsFlags::MS_REMOUNT | MsFlags::MS_BIND | f,
-                None,
-            )
+        } else {
+            let tree = clone_tree(&h.mountpoint.join(own_cgroup(h)), true)?;
+            setattr(
+                tree.as_fd(),
+                Attr::from_flags(flags, MsFlags::empty()),
+                false,
+            )?;
+            move_onto(tree.as_fd(), at)?;
         }
+        Ok(())
     };
-    if v2_only {
-        let h = hs
-            .iter()
-            .find(|h| h.mountpoint == Path::new("/sys/fs/cgroup"))
-            .expect("found");
-        return place(h, dst, flags);
+    if let Some(h) = hs
+        .iter()
+        .find(|h| h.fstype == "cgroup2" && h.mountpoint == Path::new("/sys/fs/cgroup"))
+    {
+        return place(h, at.as_fd());
     }
+    hierarchies_on_tmpfs(root, dst, &at, &hs, flags, &place)
+}
+
+/// v1 or hybrid: a tmpfs at `dst` (`at`) with a directory per hierarchy, each `place`d, and
+/// read-only at the end when asked.
+fn hierarchies_on_tmpfs(
+    root: &Root,
+    dst: &Path,
+    at: &OwnedFd,
+    hs: &[Hierarchy],
+    flags: MsFlags,
+    place: &dyn Fn(&Hierarchy, BorrowedFd) -> Res<()>,
+) -> Res<()> {
     let tmpfs_flags =
         (flags & !MsFlags::MS_RDONLY) | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mnt(
-        Some(Path::new("tmpfs")),
-        dst,
+    mount(
+        Some("tmpfs"),
+        &fd_path(at.as_fd()),
         Some("tmpfs"),
         tmpfs_flags,
         Some("mode=755"),
     )?;
+    // The tmpfs just made: nothing but us writes in it, so names inside it need no resolving.
+    let top = root.resolve(dst)?.ok_or(Fail::Errno(Errno::ENOENT))?;
     for h in hs.iter().filter(|h| {
         h.mountpoint.starts_with("/sys/fs/cgroup") && h.mountpoint != Path::new("/sys/fs/cgroup")
     }) {
         let Some(name) = h.mountpoint.file_name() else {
             continue;
         };
-        let at = dst.join(name);
-        fs::create_dir_all(&at).map_err(|_| Errno::EIO)?;
-        place(h, &at, flags)?;
+        match mkdirat(&top, name, Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let sub = openat(
+            &top,
+            name,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        place(h, sub.as_fd())?;
         // cpu,cpuacct is reachable as cpu and cpuacct too
         let name = name.to_string_lossy();
         if name.contains(',') {
             for part in name.split(',') {
-                let _ = symlink(&*name, dst.join(part));
+                let _ = symlinkat(&*name, &top, part);
             }
         }
     }
     if flags.contains(MsFlags::MS_RDONLY) {
-        mnt(
-            None,
-            dst,
-            None,
-            MsFlags::MS_REMOUNT | tmpfs_flags | MsFlags::MS_RDONLY,
-            Some("mode=755"),
-        )?;
+        let ro = Attr {
+            set: libc::MOUNT_ATTR_RDONLY,
+            clr: 0,
+        };
+        setattr(top.as_fd(), ro, false)?;
     }
     Ok(())
 }

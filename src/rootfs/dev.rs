@@ -1,17 +1,18 @@
-//! /dev: the default and configured device nodes (made with mknod, or bind-mounted from the host
-//! in a user namespace) and the standard symlinks.
+//! /dev: the default and configured device nodes (made with mknodat in their directory's fd, or
+//! the host's node bound in a user namespace) and the standard symlinks.
 //! runs in: the container init, before pivot_root.
 
-use std::fs;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use nix::mount::MsFlags;
-use nix::sys::stat::{makedev, mknod, Mode, SFlag};
-use nix::unistd::{chown, Gid, Uid};
+use nix::errno::Errno;
+use nix::fcntl::{openat, AtFlags, OFlag};
+use nix::sys::stat::{fstatat, makedev, mknodat, umask, Mode, SFlag};
+use nix::unistd::{fchownat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 use oci_spec::runtime::{LinuxDeviceType, Mount};
 
-use super::{mnt, secure_join};
+use super::inroot::{Fail, Root};
+use super::mountapi::{clone_tree, move_onto};
 use crate::error::{Ctx, Error, Result};
 use crate::spec::Plan;
 
@@ -47,7 +48,7 @@ fn default_devices() -> Vec<Dev> {
     .collect()
 }
 
-pub(super) fn create_devices(plan: &Plan, userns: bool) -> Result<()> {
+pub(super) fn create_devices(plan: &Plan, root: &Root, userns: bool) -> Result<()> {
     let mut devs = default_devices();
     for d in plan.linux().devices().iter().flatten() {
         let kind = match d.typ() {
@@ -67,42 +68,74 @@ pub(super) fn create_devices(plan: &Plan, userns: bool) -> Result<()> {
         });
     }
     for d in devs {
-        let dst = secure_join(&plan.rootfs, &d.path);
         let what = || format!("create device {}", d.path.display());
-        if let Some(p) = dst.parent() {
-            fs::create_dir_all(p).ctx(what)?;
-        }
-        if let Ok(md) = fs::symlink_metadata(&dst) {
-            if md.is_dir() {
-                return Err(Error::invalid(format!(
-                    "{}: a directory is in the way",
-                    what()
-                )));
-            }
-            let _ = fs::remove_file(&dst);
-        }
-        if userns && d.kind != SFlag::S_IFIFO {
-            // No mknod in a user namespace: bind the host's node instead.
-            fs::File::create(&dst).ctx(what)?;
-            mnt(Some(&d.path), &dst, None, MsFlags::MS_BIND, None).ctx(what)?;
-            continue;
-        }
-        mknod(
-            &dst,
-            d.kind,
-            Mode::from_bits_truncate(d.mode),
-            makedev(d.major, d.minor),
-        )
-        .ctx(what)?;
-        // mknod honours the umask; the config's mode wins.
-        fs::set_permissions(&dst, fs::Permissions::from_mode(d.mode)).ctx(what)?;
-        chown(&dst, Some(Uid::from_raw(d.uid)), Some(Gid::from_raw(d.gid))).ctx(what)?;
+        make_node(root, &d, userns).map_err(|e| match e {
+            Some(f) => f.error(what()),
+            None => Error::invalid(format!("{}: a directory is in the way", what())),
+        })?;
     }
     Ok(())
 }
 
-pub(super) fn dev_symlinks(rootfs: &Path, mounts: &[Mount]) -> Result<()> {
-    let dev = secure_join(rootfs, Path::new("/dev"));
+/// One node, in its directory (made inside the root where missing). `Err(None)`: a directory
+/// is where the node should be.
+fn make_node(root: &Root, d: &Dev, userns: bool) -> std::result::Result<(), Option<Fail>> {
+    let (dir, name) = root.parent(&d.path)?;
+    match fstatat(&dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR => {
+            return Err(None)
+        }
+        // Whatever the image has there (a file, a link) is replaced, never followed.
+        Ok(_) => {
+            unlinkat(&dir, name.as_os_str(), UnlinkatFlags::NoRemoveDir).map_err(Fail::from)?
+        }
+        Err(Errno::ENOENT) => {}
+        Err(e) => return Err(Some(e.into())),
+    }
+    if userns && d.kind != SFlag::S_IFIFO {
+        // No mknod in a user namespace: the host's node, bound onto an empty file.
+        let f = openat(
+            &dir,
+            name.as_os_str(),
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(Fail::from)?;
+        let tree = clone_tree(&d.path, false).map_err(Fail::from)?;
+        move_onto(tree.as_fd(), f.as_fd()).map_err(Fail::from)?;
+        return Ok(());
+    }
+    // The config's mode, not the umask's.
+    let old = umask(Mode::empty());
+    let made = mknodat(
+        &dir,
+        name.as_os_str(),
+        d.kind,
+        Mode::from_bits_truncate(d.mode),
+        makedev(d.major, d.minor),
+    );
+    umask(old);
+    made.map_err(Fail::from)?;
+    let node = openat(
+        &dir,
+        name.as_os_str(),
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(Fail::from)?;
+    fchownat(
+        &node,
+        "",
+        Some(Uid::from_raw(d.uid)),
+        Some(Gid::from_raw(d.gid)),
+        AtFlags::AT_EMPTY_PATH,
+    )
+    .map_err(Fail::from)?;
+    Ok(())
+}
+
+pub(super) fn dev_symlinks(root: &Root, mounts: &[Mount]) -> Result<()> {
+    let dev = root.dir(Path::new("/dev")).ctx(|| "open /dev")?;
     let mut links = vec![
         ("/proc/self/fd", "fd"),
         ("/proc/self/fd/0", "stdin"),
@@ -116,14 +149,16 @@ pub(super) fn dev_symlinks(rootfs: &Path, mounts: &[Mount]) -> Result<()> {
         .iter()
         .any(|m| m.destination() == Path::new("/dev/pts"))
     {
-        let _ = fs::remove_file(dev.join("ptmx"));
+        match unlinkat(&dev, "ptmx", UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(e) => return Err(Error::sys("remove /dev/ptmx", e)),
+        }
         links.push(("pts/ptmx", "ptmx"));
     }
     for (target, name) in links {
-        match symlink(target, dev.join(name)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(Error::io("symlink", dev.join(name), e)),
+        match symlinkat(target, &dev, name) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(Error::sys(format!("symlink /dev/{name}"), e)),
         }
     }
     Ok(())
