@@ -1,23 +1,132 @@
 //! The command line: clap structs mirroring runc's flags, plus hookrun's own verbs, and signal
-//! parsing. runs in: the runtime.
+//! parsing; help and version in runc's (urfave/cli) layout. runs in: the runtime.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::error::{Error, Result};
+
+/// The runc release whose command line hookrun implements (its bats suite is the yardstick).
+pub const RUNC_VERSION: &str = "1.1.5";
 
 #[derive(Debug, Parser)]
 #[command(
     name = "hookrun",
-    version = crate::VERSION_TEXT,
-    about = "An OCI container runtime that also runs Kubernetes-style lifecycle hooks"
+    about = "drop-in for \"runc - Open Container Initiative runtime\" that also runs Kubernetes lifecycle hooks (PostStart, PreStop)",
+    disable_version_flag = true
 )]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
     #[command(subcommand)]
     pub cmd: Command,
+}
+
+const ROOT_HELP: &str = "\
+NAME:
+   hookrun - {about}
+
+USAGE:
+   hookrun [global options] command [command options] [arguments...]
+
+VERSION:
+   {version}
+
+COMMANDS:
+{subcommands}
+
+GLOBAL OPTIONS:
+{options}
+";
+
+/// A verb's help, urfave/cli's layout: `NAME:`, then `   hookrun VERB - what it does`.
+fn verb_help(name: &str) -> String {
+    format!("NAME:\n   hookrun {name} - {{about}}\n\nUSAGE:\n   {{usage}}\n\n{{all-args}}\n")
+}
+
+/// `--version` (after `hookrun `): runc's lines — version, `commit:`, `spec:`, `libseccomp:`.
+pub fn version_text() -> String {
+    let mut v = format!(
+        "version {}, compatible with runc version {RUNC_VERSION}\ncommit: {}\nspec: {}",
+        crate::VERSION,
+        option_env!("HOOKRUN_COMMIT").unwrap_or("unknown"),
+        crate::OCI_VERSION
+    );
+    if let Ok(l) = libseccomp::ScmpVersion::current() {
+        v.push_str(&format!(
+            "\nlibseccomp: {}.{}.{}",
+            l.major, l.minor, l.micro
+        ));
+    }
+    v
+}
+
+/// The clap command with runc's help layout and `-v`/`--version`.
+pub fn command() -> clap::Command {
+    Cli::command()
+        // Built once per process; clap keeps only a `&'static str` without its `string` feature.
+        .version(&*version_text().leak())
+        .help_template(ROOT_HELP)
+        .arg(
+            clap::Arg::new("version")
+                .short('v')
+                .long("version")
+                .short_alias('V')
+                .help("Print the version")
+                .action(clap::ArgAction::Version),
+        )
+        .mut_subcommands(|s| {
+            let t = verb_help(s.get_name());
+            s.help_template(t)
+        })
+}
+
+/// Parse the process's arguments; help, version and usage errors print and exit here.
+pub fn parse() -> Cli {
+    match parse_from(std::env::args_os()) {
+        Ok(c) => c,
+        Err(ParseError::Clap(e)) => e.exit(),
+        Err(ParseError::NoHelpTopic(verb)) => {
+            eprintln!("No help topic for '{verb}'");
+            std::process::exit(3)
+        }
+    }
+}
+
+/// Why the arguments did not give a [`Cli`].
+#[derive(Debug)]
+pub enum ParseError {
+    /// Help, version, or a usage error, printed and exited on by clap.
+    Clap(clap::Error),
+    /// `hookrun VERB -h` with an unknown VERB: runc says `No help topic for 'VERB'`, exit 3.
+    NoHelpTopic(String),
+}
+
+/// [`parse`] on given arguments.
+pub fn parse_from<I, T>(args: I) -> std::result::Result<Cli, ParseError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let mut cmd = command();
+    let mut m = match cmd.try_get_matches_from_mut(&args) {
+        Ok(m) => m,
+        Err(e) => {
+            let asks_help = args.iter().skip(1).any(|a| a == "-h" || a == "--help");
+            return Err(match e.get(ContextKind::InvalidSubcommand) {
+                Some(ContextValue::String(verb))
+                    if asks_help && e.kind() == ErrorKind::InvalidSubcommand =>
+                {
+                    ParseError::NoHelpTopic(verb.clone())
+                }
+                _ => ParseError::Clap(e),
+            });
+        }
+    };
+    Cli::from_arg_matches_mut(&mut m).map_err(|e| ParseError::Clap(e.format(&mut cmd)))
 }
 
 #[derive(Debug, Args, Clone)]
@@ -124,15 +233,15 @@ pub struct ExecArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create a container: namespaces, rootfs, init blocked before exec
+    /// create a container: namespaces, rootfs, init blocked before exec (as runc create)
     Create {
         #[command(flatten)]
         opts: CreateOpts,
         id: String,
     },
-    /// Start a created container (then run its PostStart hook)
+    /// start a created container, then run its PostStart hook (as runc start)
     Start { id: String },
-    /// Create and start a container; in the foreground, wait for it and return its status
+    /// create and start a container; in the foreground, wait for it and exit with its status (as runc run)
     Run {
         #[command(flatten)]
         opts: CreateOpts,
@@ -144,60 +253,66 @@ pub enum Command {
         keep: bool,
         id: String,
     },
-    /// Run a process inside a running container
+    /// run a process inside a running container (as runc exec)
     Exec {
         #[command(flatten)]
         args: ExecArgs,
     },
-    /// Print the state of a container as JSON
+    /// print the state of a container as JSON (as runc state)
     State { id: String },
-    /// List containers
+    /// list the containers under --root (as runc list)
     #[command(alias = "ls")]
     List {
+        /// Output format
         #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
         format: ListFormat,
         /// Print only ids
         #[arg(short, long)]
         quiet: bool,
     },
-    /// Send a signal (default SIGTERM) to a container's init, or with --all to every process in it
+    /// send a signal (default SIGTERM) to a container's init, with --all to all its processes (as runc kill)
     Kill {
+        /// Signal every process of the container, not only its init
         #[arg(short, long)]
         all: bool,
         id: String,
+        /// A name (KILL, SIGKILL, RTMIN+1) or a number (0 checks that the init is alive)
         #[arg(default_value = "SIGTERM")]
         signal: String,
     },
-    /// Stop a container: stop signal, then SIGKILL after the grace period
+    /// stop a container: PreStop, stop signal, SIGKILL after the grace period (hookrun's own)
     Stop {
         /// Grace period in seconds (default: the container's, else 30)
         #[arg(short = 't', long = "time", value_name = "SECONDS")]
         time: Option<u64>,
         id: String,
     },
-    /// Delete a stopped container (with --force, kill it first)
+    /// delete a stopped container and its resources; --force kills it first (as runc delete)
     Delete {
+        /// Kill a created, running or paused container first; an unknown id is not an error
         #[arg(short, long)]
         force: bool,
         id: String,
     },
-    /// Show a container, its lifecycle hook runs (with output) and its events
+    /// show a container, its lifecycle hook runs (with output) and its events (hookrun's own)
     Describe {
         #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
         format: ListFormat,
         id: String,
     },
-    /// Write a default config.json
+    /// write runc's default config.json (as runc spec)
     Spec {
+        /// Bundle directory to write config.json into
         #[arg(short, long, default_value = ".", value_name = "DIR")]
         bundle: PathBuf,
     },
-    /// Print the OCI features document
+    /// print the OCI features document (as runc features)
     Features,
-    /// Check this host for what hookrun needs (with --rootless: as an unprivileged user)
+    /// check this host for what hookrun needs; --rootless: as an unprivileged user (hookrun's own)
     Check,
-    /// List the processes in a container (table: host `ps` filtered; json: host pids)
+    /// list the processes in a container (as runc ps)
     Ps {
+        /// Output format: table (host ps filtered) or json (host pids)
         #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
         format: ListFormat,
         id: String,
@@ -209,18 +324,17 @@ pub enum Command {
         )]
         ps_args: Vec<String>,
     },
-    /// Freeze every process in a running container
+    /// freeze every process in a running container (as runc pause)
     Pause { id: String },
-    /// Thaw a paused container
+    /// thaw a paused container (as runc resume)
     Resume { id: String },
-    /// Change the cgroup limits of a container
+    /// change the cgroup limits of a container (as runc update)
     Update {
         #[command(flatten)]
         opts: UpdateOpts,
         id: String,
     },
-    /// Print resource statistics (--stats: once), or stream them and OOM notices until the
-    /// container stops
+    /// print resource statistics once (--stats), or stream them and OOM notices until the container stops (as runc events)
     Events {
         /// Print one stats object and exit
         #[arg(long)]
@@ -228,6 +342,20 @@ pub enum Command {
         /// Time between stats objects in a stream
         #[arg(long, default_value = "5s", value_parser = parse_interval)]
         interval: std::time::Duration,
+        id: String,
+    },
+    /// checkpoint a running container (as runc checkpoint; hookrun validates the arguments, then
+    /// fails: it has no criu support)
+    Checkpoint {
+        #[command(flatten)]
+        opts: crate::checkpoint::CheckpointOpts,
+        id: String,
+    },
+    /// restore a container from a previous checkpoint (as runc restore; hookrun validates the
+    /// arguments, then fails: it has no criu support)
+    Restore {
+        #[command(flatten)]
+        opts: crate::checkpoint::RestoreOpts,
         id: String,
     },
 }
@@ -304,11 +432,12 @@ pub fn parse_interval(s: &str) -> std::result::Result<std::time::Duration, Strin
     }
 }
 
-/// Parse a signal given by name (`KILL`, `SIGKILL`, `sigkill`) or number (`9`, up to SIGRTMAX).
+/// Parse a signal given by name (`KILL`, `SIGKILL`, `sigkill`) or number (`9`, up to SIGRTMAX;
+/// `0`, as with kill(2), only checks that the process exists).
 pub fn parse_signal(s: &str) -> Result<i32> {
     let bad = || Error::invalid(format!("unknown signal {s:?}"));
     if let Ok(n) = s.parse::<i32>() {
-        return if n > 0 && n <= libc::SIGRTMAX() {
+        return if (0..=libc::SIGRTMAX()).contains(&n) {
             Ok(n)
         } else {
             Err(bad())
@@ -362,10 +491,11 @@ mod tests {
         assert_eq!(parse_signal("SIGKILL").unwrap(), 9);
         assert_eq!(parse_signal("sigterm").unwrap(), 15);
         assert_eq!(parse_signal("9").unwrap(), 9);
+        assert_eq!(parse_signal("0").unwrap(), 0);
         assert_eq!(parse_signal("USR1").unwrap(), libc::SIGUSR1);
         assert_eq!(parse_signal("RTMIN+2").unwrap(), libc::SIGRTMIN() + 2);
         assert_eq!(parse_signal("SIGRTMAX").unwrap(), libc::SIGRTMAX());
-        for bad in ["0", "-1", "65", "NOPE", "SIG", "RTMIN+99", ""] {
+        for bad in ["-1", "65", "NOPE", "SIG", "RTMIN+99", ""] {
             assert!(parse_signal(bad).is_err(), "{bad}");
         }
     }

@@ -1,6 +1,5 @@
-//! The verbs: create, start, state, list, kill, stop, delete, spec, features — each a short
-//! sequence over state, spec and process — and the dispatch to the others (exec, ps, pause,
-//! resume, update, events). runs in: the runtime.
+//! The container verbs: create, start, kill, stop, delete and the state document — each a short
+//! sequence over state, spec and process. runs in: the runtime.
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -10,92 +9,12 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::cgroup;
-use crate::cli::{self, Cli, Command, CreateOpts};
+use crate::cli::CreateOpts;
 use crate::error::{Ctx, Error, Result};
 use crate::events;
 use crate::process::parent::{self, Child, InitOpts};
 use crate::spec;
 use crate::state::{self, ContainerDir, Phase, Root, State, Status};
-
-/// The state root for this invocation.
-pub fn root_dir(g: &cli::Global) -> PathBuf {
-    g.root.clone().unwrap_or_else(crate::rootless::default_root)
-}
-
-pub fn dispatch(cli: Cli) -> Result<i32> {
-    let root = Root::new(root_dir(&cli.global));
-    if matches!(cli.cmd, Command::Check) {
-        // Before the owner check: a foreign or open state root is one of the things it reports.
-        let rootless = crate::rootless::is_rootless(&cli.global.rootless);
-        return Ok(crate::check::run(&root.path, rootless));
-    }
-    crate::rootless::check_root_owner(&root.path)?;
-    let creates = matches!(cli.cmd, Command::Create { .. } | Command::Run { .. });
-    if creates && cli.global.systemd_cgroup {
-        return Err(Error::invalid(
-            "--systemd-cgroup: hookrun has no systemd cgroup driver; run without it to use cgroupfs",
-        ));
-    }
-    let rootless_spec = cli.global.rootless == "true";
-    match cli.cmd {
-        Command::Create { opts, id } => {
-            create(&root, &id, &opts)?;
-            Ok(0)
-        }
-        Command::Start { id } => {
-            start(&root, &id)?;
-            Ok(0)
-        }
-        Command::Run {
-            opts,
-            detach,
-            keep,
-            id,
-        } => crate::foreground::run(&root, &id, &opts, detach, keep),
-        Command::Exec { args } => crate::exec::exec(&root, &args),
-        Command::State { id } => {
-            let dir = root.open(&id)?;
-            let st = dir.load()?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&state_json(&dir, &st)).expect("json")
-            );
-            Ok(0)
-        }
-        Command::List { format, quiet } => crate::info::list(&root, format, quiet).map(|_| 0),
-        Command::Kill { all, id, signal } => {
-            let sig = cli::parse_signal(&signal)?;
-            kill(&root, &id, sig, all).map(|_| 0)
-        }
-        Command::Stop { time, id } => stop(&root, &id, time).map(|_| 0),
-        Command::Delete { force, id } => delete(&root, &id, force).map(|_| 0),
-        Command::Spec { bundle } => crate::info::write_spec(&bundle, rootless_spec).map(|_| 0),
-        Command::Describe { format, id } => {
-            crate::describe::describe(&root, &id, format).map(|_| 0)
-        }
-        Command::Ps {
-            format,
-            id,
-            ps_args,
-        } => crate::ps::ps(&root, &id, format, &ps_args).map(|_| 0),
-        Command::Pause { id } => crate::pause::pause(&root, &id).map(|_| 0),
-        Command::Resume { id } => crate::pause::resume(&root, &id).map(|_| 0),
-        Command::Update { opts, id } => crate::update::update(&root, &id, &opts).map(|_| 0),
-        Command::Events {
-            stats,
-            interval,
-            id,
-        } => crate::monitor::events(&root, &id, stats, interval).map(|_| 0),
-        Command::Check => unreachable!("handled above"),
-        Command::Features => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&crate::info::features()).expect("json")
-            );
-            Ok(0)
-        }
-    }
-}
 
 /// A created container whose init is our child (used by `run` to keep waiting on it).
 pub struct Created {
@@ -392,9 +311,7 @@ pub fn run_late_hooks(dir: &ContainerDir, st: &State, kind: crate::hooks::oci::K
     // Each hook runs even when one before it failed: the lifecycle goes on as if it succeeded.
     for (i, h) in hs.iter().enumerate() {
         if let Err(e) = run_all(kind, std::slice::from_ref(h), &doc) {
-            let e = e.to_string().replacen("hook #0", &format!("hook #{i}"), 1);
-            crate::log::warn(&e);
-            eprintln!("hookrun: warning: {e}");
+            crate::log::warn(e.to_string().replacen("hook #0", &format!("hook #{i}"), 1));
         }
     }
 }
@@ -425,6 +342,15 @@ pub fn start(root: &Root, id: &str) -> Result<()> {
     crate::hooks::sequence::post_start(root, id)
 }
 
+/// Does the container have a PostStart hook (still to run)?
+pub fn has_post_start(root: &Root, id: &str) -> bool {
+    root.open(id).and_then(|d| d.load()).is_ok_and(|st| {
+        crate::hooks::sequence::lifecycle_of(&st)
+            .post_start
+            .is_some()
+    })
+}
+
 /// The part of `start` before PostStart: release the entrypoint (or, after a crash, get ready
 /// to fire an interrupted PostStart again).
 pub fn start_release(root: &Root, id: &str) -> Result<()> {
@@ -452,6 +378,9 @@ pub fn start_release(root: &Root, id: &str) -> Result<()> {
             };
             dir.save(&st)?;
             release(&dir, &st)?;
+            crate::log::debug(format!(
+                "started container {id}: exec.fifo read to EOF, the entrypoint is exec'd"
+            ));
             events::record(
                 &dir.path,
                 events::Type::Normal,
@@ -464,26 +393,50 @@ pub fn start_release(root: &Root, id: &str) -> Result<()> {
     Ok(())
 }
 
-/// The OCI state document, plus hookrun's `created`, `rootfs`, `owner` and `phase`.
-pub fn state_json(dir: &ContainerDir, st: &State) -> serde_json::Value {
+/// The OCI state document as `state` and `list -f json` print it: runc's fields in runc's order
+/// (`ociVersion, id, pid, status, bundle, rootfs, created, annotations, owner`), then hookrun's
+/// `phase`.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateDoc<'a> {
+    pub oci_version: &'a str,
+    pub id: &'a str,
+    /// 0 once stopped, as runc.
+    pub pid: i32,
+    pub status: Status,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub created: &'a str,
+    /// Sorted, so the output is stable.
+    pub annotations: std::collections::BTreeMap<&'a str, &'a str>,
+    pub owner: &'a str,
+    pub phase: Phase,
+}
+
+pub fn state_doc<'a>(dir: &ContainerDir, st: &'a State) -> StateDoc<'a> {
     let status = dir.status(st);
-    let phase = if status == Status::Stopped {
-        Phase::Stopped
-    } else {
-        st.phase
-    };
-    serde_json::json!({
-        "ociVersion": st.oci_version,
-        "id": st.id,
-        "status": status,
-        "pid": if status == Status::Stopped { 0 } else { st.pid },
-        "bundle": st.bundle,
-        "rootfs": st.rootfs,
-        "created": st.created,
-        "owner": st.owner,
-        "annotations": st.annotations,
-        "phase": phase,
-    })
+    let stopped = status == Status::Stopped;
+    StateDoc {
+        oci_version: &st.oci_version,
+        id: &st.id,
+        pid: if stopped { 0 } else { st.pid },
+        status,
+        bundle: &st.bundle,
+        rootfs: &st.rootfs,
+        created: &st.created,
+        annotations: st
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect(),
+        owner: &st.owner,
+        phase: if stopped { Phase::Stopped } else { st.phase },
+    }
+}
+
+/// [`state_doc`] as a JSON value (keys sorted), for documents that embed it (`describe`).
+pub fn state_json(dir: &ContainerDir, st: &State) -> serde_json::Value {
+    serde_json::to_value(state_doc(dir, st)).expect("state serialises")
 }
 
 /// Host pids of every process in the container: its pid namespace's members when it has its own,
@@ -517,7 +470,20 @@ pub fn kill(root: &Root, id: &str, sig: i32, all: bool) -> Result<()> {
     let dir = root.open(id)?;
     let st = dir.load()?;
     if dir.status(&st) == Status::Stopped {
-        return Err(Error::NotRunning);
+        if !all {
+            return Err(Error::NotRunning);
+        }
+        // As runc: `--all` reaches whatever is left in the container's cgroup (the init's
+        // orphans when it had no pid namespace of its own), which may be nothing.
+        let n = if st.cgroup.paths.is_empty() {
+            0
+        } else {
+            cgroup::signal_all(&st.cgroup, sig, 0)
+        };
+        crate::log::debug(format!(
+            "kill --all: container {id} is stopped; signal {sig} sent to {n} processes left in its cgroup"
+        ));
+        return Ok(());
     }
     let lc = sequence::lifecycle_of(&st);
     if !all && sig == lc.stop_signal && lc.pre_stop.is_some() && dir.status(&st) == Status::Running
@@ -583,7 +549,9 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
         cgroup::remove(&st.cgroup)?;
     }
     run_late_hooks(&dir, &st, crate::hooks::oci::Kind::Poststop, "stopped");
-    dir.remove()
+    dir.remove()?;
+    crate::log::debug(format!("deleted container {id}"));
+    Ok(())
 }
 
 fn kill_and_wait(dir: &ContainerDir, st: &State) {

@@ -38,6 +38,12 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A verb runc has that hookrun accepts but does not carry out (checkpoint, restore).
+    #[error("{verb}: not implemented: {why}")]
+    NotImplemented {
+        verb: &'static str,
+        why: &'static str,
+    },
     /// A failure reported by the container init (or the join helper), already worded.
     #[error("{0}")]
     Child(String),

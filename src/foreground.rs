@@ -14,7 +14,7 @@ use nix::unistd::Pid;
 
 use crate::cli::CreateOpts;
 use crate::container::{self, pidfd_signal};
-use crate::error::{Ctx, Result};
+use crate::error::{Ctx, Error, Result};
 use crate::hooks::sequence;
 use crate::state::Root;
 use crate::tty;
@@ -83,19 +83,10 @@ pub fn run(root: &Root, id: &str, opts: &CreateOpts, detach: bool, keep: bool) -
     }
     // PostStart runs in a child of ours while we supervise: SIGTERM during a hung PostStart then
     // starts the stop sequence, which cancels the hook. A failed PostStart stops the container
-    // itself, and we see it exit like any other way.
-    // SAFETY: fork of the single-threaded runtime; the child runs PostStart and _exits.
-    let hook_runner = unsafe { libc::fork() };
-    if hook_runner == 0 {
-        let code = match crate::hooks::sequence::post_start(root, id) {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("hookrun: {e}");
-                1
-            }
-        };
-        // SAFETY: _exit in a forked child.
-        unsafe { libc::_exit(code) }
+    // itself, and we see it exit like any other way. Without a PostStart there is nothing to
+    // fork for (start_release set the phase to Running already).
+    if container::has_post_start(root, id) {
+        spawn_post_start(root, id);
     }
     let stop = || {
         let t0 = Instant::now();
@@ -134,6 +125,32 @@ pub fn run(root: &Root, id: &str, opts: &CreateOpts, detach: bool, keep: bool) -
         let _ = container::delete(root, id, true);
     }
     Ok(code)
+}
+
+/// Fork the runner of the PostStart hook; it reports a hook that failed, and says nothing when
+/// the container it ran for stopped (or was deleted by us) meanwhile: that is not its error.
+fn spawn_post_start(root: &Root, id: &str) {
+    // SAFETY: fork of the single-threaded runtime; the child runs PostStart and _exits.
+    let pid = unsafe { libc::fork() };
+    if pid != 0 {
+        if pid < 0 {
+            crate::log::warn(format!(
+                "fork the PostStart runner: {}",
+                crate::error::errno_text(Errno::last())
+            ));
+        }
+        return;
+    }
+    let code = match sequence::post_start(root, id) {
+        Ok(()) => 0,
+        Err(Error::NotFound(_) | Error::NotRunning) => 0,
+        Err(e) => {
+            crate::log::error(e.to_string());
+            1
+        }
+    };
+    // SAFETY: _exit in a forked child.
+    unsafe { libc::_exit(code) }
 }
 
 /// What SIGTERM/SIGINT do to a foreground `run`: `stop` runs the stop sequence up to the stop

@@ -5,47 +5,51 @@
 use std::path::Path;
 
 use crate::cli::ListFormat;
-use crate::container::state_json;
+use crate::container::state_doc;
 use crate::error::{Error, Result};
 use crate::state::Root;
 
 pub fn list(root: &Root, format: ListFormat, quiet: bool) -> Result<()> {
-    let mut rows = Vec::new();
+    let mut loaded = Vec::new();
     for id in root.ids()? {
         // A container deleted meanwhile is simply not listed.
         let Ok(dir) = root.open(&id) else { continue };
         let Ok(st) = dir.load() else { continue };
-        rows.push(state_json(&dir, &st));
+        loaded.push((dir, st));
     }
+    let docs: Vec<_> = loaded.iter().map(|(d, s)| state_doc(d, s)).collect();
     if quiet {
-        for r in &rows {
-            println!("{}", r["id"].as_str().unwrap_or_default());
+        for d in &docs {
+            println!("{}", d.id);
         }
         return Ok(());
     }
     match format {
-        ListFormat::Json => println!("{}", serde_json::Value::Array(rows)),
+        // One line, runc's field order.
+        ListFormat::Json => println!("{}", serde_json::to_string(&docs).expect("json")),
         ListFormat::Table => {
-            let cols = ["id", "pid", "status", "bundle", "created", "owner"];
-            let table: Vec<Vec<String>> = rows
+            let head = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from);
+            let rows: Vec<Vec<String>> = docs
                 .iter()
-                .map(|r| {
-                    cols.iter()
-                        .map(|c| match &r[*c] {
-                            serde_json::Value::String(s) => s.clone(),
-                            v => v.to_string(),
-                        })
-                        .collect()
+                .map(|d| {
+                    vec![
+                        d.id.to_string(),
+                        d.pid.to_string(),
+                        d.status.to_string(),
+                        d.bundle.display().to_string(),
+                        d.created.to_string(),
+                        d.owner.to_string(),
+                    ]
                 })
                 .collect();
-            let head: Vec<String> = cols.iter().map(|c| c.to_uppercase()).collect();
-            print!("{}", format_table(&head, &table));
+            print!("{}", format_table(&head, &rows));
         }
     }
     Ok(())
 }
 
-/// Columns padded to the widest cell, three spaces apart, as runc's tabwriter does.
+/// runc's table (Go's tabwriter, minimum width 12, padding 3): every column but the last is
+/// padded to the widest cell plus three spaces, and to at least 12.
 pub fn format_table(head: &[String], rows: &[Vec<String>]) -> String {
     let mut w: Vec<usize> = head.iter().map(|h| h.len()).collect();
     for r in rows {
@@ -59,10 +63,10 @@ pub fn format_table(head: &[String], rows: &[Vec<String>]) -> String {
             if i + 1 == cells.len() {
                 s.push_str(c);
             } else {
-                s.push_str(&format!("{c:<width$}   ", width = w[i]));
+                s.push_str(&format!("{c:<width$}", width = (w[i] + 3).max(12)));
             }
         }
-        s.trim_end().to_string() + "\n"
+        s + "\n"
     };
     let mut out = line(head);
     for r in rows {
@@ -239,7 +243,19 @@ mod tests {
         );
         assert_eq!(
             t,
-            "ID        STATUS\na         running\nlong-id   created\n"
+            "ID          STATUS\na           running\nlong-id     created\n"
+        );
+        let long = "a-container-id";
+        let t = format_table(
+            &["ID".into(), "PID".into(), "OWNER".into()],
+            &[vec![long.into(), "42".into(), "root".into()]],
+        );
+        assert_eq!(
+            t,
+            format!(
+                "{:<17}PID         OWNER\n{long:<17}42          root\n",
+                "ID"
+            )
         );
     }
 }

@@ -5,9 +5,11 @@
 
 pub mod cgroup;
 pub mod check;
+pub mod checkpoint;
 pub mod cli;
 pub mod container;
 pub mod describe;
+pub mod dispatch;
 pub mod error;
 pub mod events;
 pub mod exec;
@@ -30,4 +32,3 @@ pub mod update;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const OCI_VERSION: &str = "1.2.0";
-pub const VERSION_TEXT: &str = concat!(env!("CARGO_PKG_VERSION"), "\nspec: 1.2.0");

@@ -1,8 +1,7 @@
 //! hookrun's entry point: parse the command line, set up logging, dispatch, map errors to an
 //! exit code. runs in: the runtime.
 
-use clap::Parser;
-use hookrun::cli::Cli;
+use hookrun::cli::Command;
 
 fn main() {
     // A reader that goes away (`hookrun describe x | head`) ends our output: leave quietly, with
@@ -20,19 +19,24 @@ fn main() {
         }
         default(info);
     }));
-    let cli = Cli::parse();
-    hookrun::log::init(
-        cli.global.log.clone(),
-        cli.global.log_format,
-        cli.global.debug,
-    );
-    match hookrun::container::dispatch(cli) {
+    let cli = hookrun::cli::parse();
+    // runc's convention: an exec that fails to start exits 255, leaving every other status to
+    // the process itself.
+    let failed = if matches!(cli.cmd, Command::Exec { .. }) {
+        255
+    } else {
+        1
+    };
+    let g = &cli.global;
+    if let Err(e) = hookrun::log::init(g.log.clone(), g.log_format, g.debug) {
+        eprintln!("{}", hookrun::log::error_line(&e.to_string()));
+        std::process::exit(failed);
+    }
+    match hookrun::dispatch::run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            let msg = e.to_string();
-            hookrun::log::error(&msg);
-            eprintln!("hookrun: {msg}");
-            std::process::exit(1);
+            hookrun::log::error(e.to_string());
+            std::process::exit(failed);
         }
     }
 }

@@ -1,19 +1,28 @@
 //! `ps`: the processes of a container. json: the host pids in its cgroup; table: the host's
 //! `ps -ef` (or the given ps arguments) cut down to the header and the container's lines, as runc.
+//! A stopped container has none but what is left in its cgroup (runc's answer too).
 //! runs in: the runtime.
 
 use std::process::Command;
 
 use crate::cli::ListFormat;
 use crate::error::{Error, Result};
-use crate::state::{Root, State};
+use crate::state::{Root, State, Status};
 
 pub fn ps(root: &Root, id: &str, format: ListFormat, ps_args: &[String]) -> Result<()> {
     // The lock is dropped at once: ps(1) may take a while.
-    let st = root
-        .open(id)?
-        .load_live("ps lists the processes of a created, running or paused container")?;
-    let pids = pids(&st);
+    let pids = {
+        let dir = root.open(id)?;
+        let st = dir.load()?;
+        if dir.status(&st) == Status::Stopped {
+            // As runc: what is left in its cgroup (usually nothing), never the dead init's pid.
+            let mut p = crate::cgroup::procs(&st.cgroup);
+            p.sort_unstable();
+            p
+        } else {
+            pids(&st)
+        }
+    };
     match format {
         ListFormat::Json => {
             if !ps_args.is_empty() {

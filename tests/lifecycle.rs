@@ -344,7 +344,7 @@ fn a_failing_post_start_fails_start_stops_the_container_and_runs_pre_stop() {
         c.id
     );
     assert_ne!(o.code, Some(0));
-    assert_eq!(o.stderr.trim_end(), format!("hookrun: {want}"));
+    assert_eq!(o.stderr.trim_end(), format!("hookrun: error: {want}"));
     c.wait_status("stopped");
     let d = describe(&c);
     assert_eq!(d["container"]["phase"], "Stopped");

@@ -33,17 +33,27 @@ pub fn run(
     // the init while it waits for `start`.
     let mut keep = vec![chan.raw(), statedir.as_raw_fd()];
     keep.extend(rootfs::raw_fds(&sources));
+    keep.extend(crate::log::inherited_fds());
     close_inherited(opts.preserve_fds, &keep);
     match setup(plan, opts, &chan, sources) {
         Ok(exec) => {
+            crate::log::debug(
+                "init: closing the pipe to signal completion (hookrun: Ready on the channel, sync 2; \
+                 then exec.fifo until start)",
+            );
             // sync 2
             let _ = chan.send(&Msg::Ready);
+            // The creator may return now: do not keep its stderr open while we wait for start.
+            crate::log::release_stderr();
             let (err, told_start) = finish(exec, &statedir, opts);
             // Past `Ready` the creator may be gone; `start` heard it through exec.fifo when it
             // got that far. Only when nobody heard is it said on the container's stderr.
             let msg = err.to_string();
             if chan.send(&Msg::Error { msg: msg.clone() }).is_err() && !told_start {
-                eprintln!("hookrun: container init: {msg}");
+                eprintln!(
+                    "{}",
+                    crate::log::error_line(&format!("container init: {msg}"))
+                );
             }
             // SAFETY: _exit in a forked child, skipping the parent's atexit work.
             unsafe { libc::_exit(127) }
@@ -99,6 +109,9 @@ fn setup(
         }
         None => return Err(Error::Child("runtime went away".into())),
     }
+    crate::log::debug(format!(
+        "child process in init(): container init {host_pid} sets up its namespaces, mounts and root"
+    ));
     let new_user = plan.new_ns(T::User);
     if new_user {
         become_root_in_userns()?;

@@ -163,6 +163,10 @@ pub fn spawn(req: &JoinRequest) -> Result<Joined> {
             setns(&fd, flag).ctx(|| "join the container's pid/time namespace")?;
             restore.push((own, flag));
         }
+        crate::log::debug(format!(
+            "=> nsexec container setup: clone3 of a process for container {} (init {pid})",
+            req.id
+        ));
         let mut pidfd: libc::c_int = -1;
         let rc = super::parent::clone3(libc::CLONE_PIDFD as u64, Some(&mut pidfd));
         if rc == Ok(0) {
@@ -189,6 +193,9 @@ pub fn spawn(req: &JoinRequest) -> Result<Joined> {
             .map_err(|e| kill(Error::io("join cgroup", &procs, e)))?;
     }
     ours.send(&Msg::Go).map_err(kill)?; // sync 1
+    crate::log::debug(format!(
+        "<= nsexec container setup: process {child} released (sync 1: cgroup joined)"
+    ));
     let mut pty = None;
     loop {
         match ours.recv_fd().map_err(kill)? {
@@ -299,6 +306,12 @@ fn child_setup(
                 )))
             }
         }
+        let kinds: Vec<&str> = joins.iter().map(|j| j.2).collect();
+        crate::log::debug(format!(
+            "child process in init(): joining the {} namespaces of container {}",
+            kinds.join(", "),
+            req.id
+        ));
         for (fd, flag, kind) in joins {
             setns(fd, *flag).ctx(|| format!("join the container's {kind} namespace"))?;
         }
@@ -327,6 +340,11 @@ fn child_setup(
         let envp = security::exec_env(&env, creds.uid);
         nix::sys::stat::umask(Mode::from_bits_truncate(
             process.user().umask().unwrap_or(0o022),
+        ));
+        // Logged before the seccomp filter, which may forbid the write.
+        crate::log::debug(format!(
+            "setns_init: about to exec {} once credentials and seccomp are applied",
+            path.display()
         ));
         security::close_fds_on_exec(req.preserve_fds)?;
         // uid/gid, capabilities, no_new_privs and the seccomp filter, in the init's order.

@@ -151,6 +151,10 @@ pub fn spawn_with(
     // Before the clone: the init inherits them (opened by the runtime's user, in its mount
     // namespace; see rootfs::open_bind_sources).
     let sources = crate::rootfs::open_bind_sources(plan);
+    crate::log::debug(format!(
+        "=> nsexec container setup: clone3 of the container init, new namespaces: {}",
+        ns_list(plan)
+    ));
     let around = ForChildren::enter(plan)?;
     // New namespaces next to a user namespace joined by path must belong to that one, so the
     // clone is made from inside it, by a middle process the runtime cannot be (it could never
@@ -216,7 +220,27 @@ pub fn spawn_with(
     }
     before_go(pid)?;
     child.chan.send(&Msg::Go)?; // sync 1
+    crate::log::debug(format!(
+        "<= nsexec container setup: init {pid} released (sync 1: id maps, cgroup)"
+    ));
     Ok(child)
+}
+
+/// The namespaces a plan makes (new) or joins (by path), for debug lines.
+fn ns_list(plan: &Plan) -> String {
+    let v: Vec<String> = plan
+        .namespaces
+        .iter()
+        .map(|n| match &n.path {
+            None => format!("{:?}", n.kind).to_lowercase(),
+            Some(p) => format!("{:?} (join {})", n.kind, p.display()).to_lowercase(),
+        })
+        .collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
 }
 
 /// clone3(2) without a stack, so fork-like; the caller must be single-threaded (the runtime is),
