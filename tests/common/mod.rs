@@ -33,14 +33,42 @@ pub fn fixture_rootfs() -> &'static Path {
     })
 }
 
-/// Skip (with the reason) when not root; on this project's machines nothing skips.
-pub fn require_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        true
-    } else {
-        eprintln!("skipped: this test needs root");
-        false
+/// What a test needs from the machine: true when `have`. Otherwise the test fails with `why`,
+/// unless `HOOKRUN_TEST_ALLOW_SKIP` names `what` (a comma list, or `all`): then it says why it
+/// skips and returns false. On this project's machines and in CI nothing skips, so a missing
+/// tool or privilege is a failure there, never a silent green.
+///
+/// The names: `root`, `userns` (user namespaces enabled), `podman`, `containerd`, `newuidmap`
+/// (package uidmap), `cgroup2` (a cgroup v2 hierarchy to delegate), `hugetlb` (2 MB huge pages
+/// and the v2 hugetlb controller). E.g. `HOOKRUN_TEST_ALLOW_SKIP=podman,containerd cargo test`.
+pub fn need(what: &str, have: bool, why: &str) -> bool {
+    if have {
+        return true;
     }
+    let allowed = std::env::var("HOOKRUN_TEST_ALLOW_SKIP").unwrap_or_default();
+    if allowed
+        .split(',')
+        .map(str::trim)
+        .any(|a| a == what || a == "all")
+    {
+        eprintln!("skipped: {why} (HOOKRUN_TEST_ALLOW_SKIP={allowed})");
+        return false;
+    }
+    panic!(
+        "{why}; this test does not skip unless told to: fix the machine, or set \
+         HOOKRUN_TEST_ALLOW_SKIP={what} to let it skip"
+    );
+}
+
+/// True when the test runs as root (the integration tests start real containers). Not root:
+/// the test fails, unless `HOOKRUN_TEST_ALLOW_SKIP` names `root` (see [`need`]); then it
+/// returns false and the caller returns early (`if !require_root() { return; }`).
+pub fn require_root() -> bool {
+    need(
+        "root",
+        nix::unistd::geteuid().is_root(),
+        "this test needs root",
+    )
 }
 
 /// A bundle in a temp dir: its own copy of the fixture rootfs and a config.json that starts as
