@@ -80,6 +80,28 @@ pub struct Bundle {
 
 impl Bundle {
     pub fn new(args: &[&str]) -> Bundle {
+        Bundle::make(None, args, |dir| {
+            Command::new(bin())
+                .args(["spec", "-b"])
+                .arg(dir)
+                .output()
+                .unwrap()
+        })
+    }
+
+    /// A bundle that `owner` (uid, gid) owns, the directory (0755) and its rootfs, with the
+    /// config.json `spec` writes given the bundle directory (for a rootless bundle: `hookrun spec
+    /// --rootless -b DIR` run as that user, so the id maps are the user's); then terminal off, a
+    /// writable root and `args`, as [`Bundle::new`].
+    pub fn owned(owner: (u32, u32), args: &[&str], spec: impl FnOnce(&Path) -> Output) -> Bundle {
+        Bundle::make(Some(owner), args, spec)
+    }
+
+    fn make(
+        owner: Option<(u32, u32)>,
+        args: &[&str],
+        spec: impl FnOnce(&Path) -> Output,
+    ) -> Bundle {
         let dir = tempfile::Builder::new()
             .prefix("hookrun-test-")
             .tempdir()
@@ -91,11 +113,22 @@ impl Bundle {
             .status()
             .unwrap();
         assert!(st.success());
-        let o = Command::new(bin())
-            .args(["spec", "-b"])
-            .arg(dir.path())
-            .output()
-            .unwrap();
+        if let Some((uid, gid)) = owner {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+            let st = Command::new("chown")
+                .arg("-R")
+                .arg(format!("{uid}:{gid}"))
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(
+                st.success(),
+                "chown -R {uid}:{gid} {}",
+                dir.path().display()
+            );
+        }
+        let o = spec(dir.path());
         assert!(
             o.status.success(),
             "spec: {}",
