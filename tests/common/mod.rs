@@ -318,6 +318,18 @@ pub struct Bg {
 }
 
 impl Bg {
+    /// Start `cmd` with stdout and stderr to files.
+    pub fn start(mut cmd: Command) -> Bg {
+        let out = tempfile::NamedTempFile::new().unwrap();
+        let err = tempfile::NamedTempFile::new().unwrap();
+        let child = cmd
+            .stdout(out.reopen().unwrap())
+            .stderr(err.reopen().unwrap())
+            .spawn()
+            .unwrap();
+        Bg { child, out, err }
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }
@@ -349,21 +361,21 @@ impl Bg {
 }
 
 impl Ctr {
+    /// `hookrun --root ROOT ARGS…` (with `{id}` substituted), stdin closed, not started yet: for
+    /// a test that changes how hookrun runs (say, without a capability) before [`Bg::start`].
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.arg("--root")
+            .arg(self.root.path())
+            .args(args.iter().map(|a| a.replace("{id}", &self.id)))
+            .stdin(Stdio::null());
+        c
+    }
+
     /// Start `hookrun --root ROOT ARGS…` (with `{id}` substituted) in the background, stdin
     /// closed, stdout and stderr to files.
     pub fn spawn(&self, args: &[&str]) -> Bg {
-        let out = tempfile::NamedTempFile::new().unwrap();
-        let err = tempfile::NamedTempFile::new().unwrap();
-        let child = Command::new(bin())
-            .arg("--root")
-            .arg(self.root.path())
-            .args(args.iter().map(|a| a.replace("{id}", &self.id)))
-            .stdin(Stdio::null())
-            .stdout(out.reopen().unwrap())
-            .stderr(err.reopen().unwrap())
-            .spawn()
-            .unwrap();
-        Bg { child, out, err }
+        Bg::start(self.command(args))
     }
 
     /// `spawn` and wait (at most 20 s): for commands whose stdio a container may inherit.
