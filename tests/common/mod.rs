@@ -256,15 +256,11 @@ impl Ctr {
         )
     }
 
-    /// Wait (up to 10 s) for the container to reach `status`.
+    /// Wait (up to 20 s) for the container to reach `status`.
     pub fn wait_status(&self, status: &str) {
-        for _ in 0..200 {
-            if self.status() == status {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!(
+        assert!(
+            wait_until(std::time::Duration::from_secs(20), || self.status()
+                == status),
             "container {} never became {status} (is {})",
             self.id,
             self.status()
