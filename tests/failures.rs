@@ -21,11 +21,21 @@ fn bundle() -> Bundle {
 /// `create` the bundle (after `edit`), and check the failure contract: non-zero exit, one
 /// `hookrun: …` line containing every string of `want`, and nothing left behind.
 fn fails_cleanly(name: &str, b: &Bundle, want: &[&str]) -> String {
+    fails_cleanly_as(name, b, want, |_| {})
+}
+
+/// [`fails_cleanly`], with `how` changing the `hookrun create` command before it starts.
+fn fails_cleanly_as(
+    name: &str,
+    b: &Bundle,
+    want: &[&str],
+    how: impl FnOnce(&mut std::process::Command),
+) -> String {
     let c = Ctr::new(name);
     let bundle = b.path().to_str().unwrap();
-    let o = c
-        .spawn(&["create", "-b", bundle, "{id}"])
-        .wait(Duration::from_secs(20));
+    let mut cmd = c.command(&["create", "-b", bundle, "{id}"]);
+    how(&mut cmd);
+    let o = Bg::start(cmd).wait(Duration::from_secs(20));
     assert!(
         o.code.is_some_and(|c| c != 0),
         "{name}: create should fail, got {:?}; stderr: {}",
@@ -188,15 +198,89 @@ fn bind_mount_source_missing() {
     );
 }
 
-/// The effective capability set of this process has CAP_SYS_RESOURCE (bit 24).
-fn have_sys_resource() -> bool {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    let eff = s
+const CAP_SYS_RESOURCE: u32 = 24;
+
+/// A `pre_exec` step that takes capability `cap` out of every set of the process about to exec
+/// (bounding first, so root's exec cannot get it back; then ambient, effective, permitted and
+/// inheritable). It runs in the forked child: raw prctl/capget/capset only, no allocation.
+fn without_cap(cap: u32) -> impl FnMut() -> std::io::Result<()> {
+    move || drop_cap(cap)
+}
+
+fn drop_cap(cap: u32) -> std::io::Result<()> {
+    const VERSION_3: u32 = 0x2008_0522;
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let check = |rc: libc::c_long| {
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    };
+    // SAFETY: prctl with integer arguments on this process only.
+    check(
+        unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) }
+            as libc::c_long,
+    )?;
+    // SAFETY: as above.
+    check(unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_LOWER as libc::c_ulong,
+            cap as libc::c_ulong,
+            0,
+            0,
+        )
+    } as libc::c_long)?;
+    let mut hdr = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: capget fills the two version-3 data structs we own; the header is valid.
+    check(unsafe { libc::syscall(libc::SYS_capget, &mut hdr, data.as_mut_ptr()) })?;
+    let (word, bit) = ((cap / 32) as usize, !(1u32 << (cap % 32)));
+    data[word].effective &= bit;
+    data[word].permitted &= bit;
+    data[word].inheritable &= bit;
+    // SAFETY: capset with the header and the two structs capget filled, one bit cleared.
+    check(unsafe { libc::syscall(libc::SYS_capset, &mut hdr, data.as_ptr()) })
+}
+
+/// The capability sets (`CapBnd:` etc. of /proc/PID/status) of a process started like hookrun
+/// is below, with `cap` dropped: which of them still hold it.
+fn sets_still_holding(cap: u32) -> Vec<String> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new("cat");
+    cmd.arg("/proc/self/status");
+    // SAFETY: the step only makes prctl/capget/capset syscalls (async-signal-safe).
+    unsafe { cmd.pre_exec(without_cap(cap)) };
+    let o = cmd.output().unwrap();
+    assert!(o.status.success());
+    String::from_utf8(o.stdout)
+        .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .unwrap_or(0);
-    eff & (1 << 24) != 0
+        .filter_map(|l| {
+            let (k, v) = l.split_once(":\t")?;
+            let bits = u64::from_str_radix(v.trim(), 16).ok()?;
+            (k.starts_with("Cap") && bits & (1 << cap) != 0).then(|| k.to_string())
+        })
+        .collect()
 }
 
 #[test]
@@ -204,10 +288,9 @@ fn rlimit_above_the_hard_limit() {
     if !require_root() {
         return;
     }
-    if have_sys_resource() {
-        eprintln!("skipped: with CAP_SYS_RESOURCE any hard limit can be raised");
-        return;
-    }
+    // Root usually holds CAP_SYS_RESOURCE, with which any hard limit up to fs.nr_open can be
+    // raised: hookrun runs without it, so the init's setrlimit really fails.
+    assert_eq!(sets_still_holding(CAP_SYS_RESOURCE), Vec::<String>::new());
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -219,7 +302,22 @@ fn rlimit_above_the_hard_limit() {
     b.edit(|c| {
         c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": hard}])
     });
-    fails_cleanly("rlimit", &b, &["RLIMIT_NOFILE", &hard.to_string()]);
+    fails_cleanly_as(
+        "rlimit",
+        &b,
+        &[
+            "setrlimit RLIMIT_NOFILE",
+            &format!("hard {hard}"),
+            "operation not permitted",
+            &format!("the hard limit here is {}", lim.rlim_max),
+            "CAP_SYS_RESOURCE",
+        ],
+        |cmd| {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: the step only makes prctl/capget/capset syscalls (async-signal-safe).
+            unsafe { cmd.pre_exec(without_cap(CAP_SYS_RESOURCE)) };
+        },
+    );
 }
 
 #[test]

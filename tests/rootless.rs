@@ -13,7 +13,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::{fixture_rootfs, wait_until};
+use common::{bpath, need, wait_until, Bundle};
 use serde_json::{json, Value};
 
 const LIFECYCLE: &str = "dev.hookrun.lifecycle";
@@ -103,19 +103,20 @@ fn user2() -> &'static User {
     U.get_or_init(|| ensure_user("hookrun-rl2"))
 }
 
-/// Root, user namespaces and runuser: what these tests need; on this project's machines all are
-/// there.
+/// Root (to make the users) and user namespaces: what these tests need. Missing, the test fails
+/// unless HOOKRUN_TEST_ALLOW_SKIP allows it (see `common::need`).
 fn can_run() -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: the rootless tests need root to make their unprivileged users");
-        return false;
-    }
-    if std::fs::read_to_string("/proc/sys/user/max_user_namespaces").is_ok_and(|s| s.trim() == "0")
-    {
-        eprintln!("skipped: user namespaces are disabled (user.max_user_namespaces = 0)");
-        return false;
-    }
-    true
+    let userns = std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
+        .is_ok_and(|s| s.trim() != "0");
+    need(
+        "root",
+        nix::unistd::geteuid().is_root(),
+        "the rootless tests need root to make their unprivileged users",
+    ) && need(
+        "userns",
+        userns,
+        "user namespaces are disabled (user.max_user_namespaces = 0)",
+    )
 }
 
 fn chown_r(p: &Path, u: &User) {
@@ -173,69 +174,21 @@ fn user_dir(u: &User, prefix: &str, mode: u32) -> tempfile::TempDir {
     d
 }
 
-/// A bundle owned by the user, its config written by `hookrun spec --rootless` run as that user,
-/// then terminal off, a writable root and `args`.
-struct RlBundle {
-    dir: tempfile::TempDir,
-    config: Value,
-}
-
-impl RlBundle {
-    fn new(u: &User, args: &[&str]) -> RlBundle {
-        let dir = user_dir(u, "hookrun-rl-bundle-", 0o755);
-        let st = Command::new("cp")
-            .arg("-a")
-            .arg(fixture_rootfs())
-            .arg(dir.path().join("rootfs"))
-            .status()
-            .unwrap();
-        assert!(st.success());
-        chown_r(&dir.path().join("rootfs"), u);
-        let o = as_user(
+/// A bundle the user owns, its config written by `hookrun spec --rootless` run as that user, then
+/// terminal off, a writable root and `args`.
+fn rl_bundle(u: &User, args: &[&str]) -> Bundle {
+    Bundle::owned((u.uid, u.gid), args, |dir| {
+        as_user(
             u,
             None,
-            &["spec", "--rootless", "-b", dir.path().to_str().unwrap()],
-        );
-        assert!(
-            o.status.success(),
-            "spec: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        let mut config: Value =
-            serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap())
-                .unwrap();
-        config["process"]["terminal"] = json!(false);
-        config["process"]["args"] = json!(args);
-        config["root"]["readonly"] = json!(false);
-        let b = RlBundle { dir, config };
-        b.save();
-        b
-    }
-
-    fn path(&self) -> &str {
-        self.dir.path().to_str().unwrap()
-    }
-
-    fn rootfs(&self) -> PathBuf {
-        self.dir.path().join("rootfs")
-    }
-
-    fn save(&self) {
-        std::fs::write(
-            self.dir.path().join("config.json"),
-            serde_json::to_vec_pretty(&self.config).unwrap(),
+            &["spec", "--rootless", "-b", dir.to_str().unwrap()],
         )
-        .unwrap();
-    }
+    })
+}
 
-    fn edit(&mut self, f: impl FnOnce(&mut Value)) {
-        f(&mut self.config);
-        self.save();
-    }
-
-    fn lifecycle(&mut self, lc: Value) {
-        self.edit(|c| c["annotations"] = json!({ LIFECYCLE: lc.to_string(), "dev.hookrun.termination-grace-period-seconds": "10" }));
-    }
+/// Declare lifecycle hooks `lc` (and a 10 s grace period) on the bundle.
+fn set_lifecycle(b: &mut Bundle, lc: Value) {
+    b.edit(|c| c["annotations"] = json!({ LIFECYCLE: lc.to_string(), "dev.hookrun.termination-grace-period-seconds": "10" }));
 }
 
 /// `runuser -u USER -- env XDG_RUNTIME_DIR=XDG hookrun ARGS…` (XDG None: unset), stdin closed,
@@ -394,7 +347,7 @@ fn spec_rootless_writes_a_config_that_runs_as_the_caller() {
         return;
     }
     let u = user1();
-    let mut b = RlBundle::new(
+    let mut b = rl_bundle(
         u,
         &[
             "/bin/sh",
@@ -440,7 +393,7 @@ fn spec_rootless_writes_a_config_that_runs_as_the_caller() {
     // The container's root is the caller on the host.
     b.edit(|_| {});
     let r = RlCtr::new(u, "rl-spec");
-    let o = r.run(&["run", "-b", b.path(), "{id}"]);
+    let o = r.run(&["run", "-b", bpath(&b), "{id}"]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let lines: Vec<Vec<&str>> = out
@@ -461,9 +414,9 @@ fn verbs_work_rootless_and_exec_joins_the_init_namespaces() {
         return;
     }
     let u = user1();
-    let b = RlBundle::new(u, &["/bin/sh", "-c", LOOP_UNTIL_TERM]);
+    let b = rl_bundle(u, &["/bin/sh", "-c", LOOP_UNTIL_TERM]);
     let c = RlCtr::new(u, "rl-verbs");
-    c.ok(&["create", "-b", b.path(), "{id}"]);
+    c.ok(&["create", "-b", bpath(&b), "{id}"]);
     assert_eq!(c.status(), "created");
     // The default state root: $XDG_RUNTIME_DIR/hookrun, private to the user.
     let md = std::fs::metadata(c.root()).unwrap();
@@ -492,13 +445,10 @@ fn verbs_work_rootless_and_exec_joins_the_init_namespaces() {
     let want: Vec<String> = kinds.iter().map(|n| ns_of(&pid, n)).collect();
     assert_eq!(got, want);
     assert_eq!(c.ok(&["exec", "{id}", "id", "-u"]).trim(), "0");
-    // list shows it, ps (where this build has it) lists its init.
+    // list shows it, ps lists its init.
     assert!(c.ok(&["list", "-q"]).lines().any(|l| l == c.id));
-    let ps = c.run(&["ps", "--format", "json", "{id}"]);
-    if ps.status.success() {
-        let pids: Vec<i64> = serde_json::from_slice(&ps.stdout).unwrap();
-        assert!(pids.contains(&pid.parse().unwrap()), "{pids:?}");
-    }
+    let pids: Vec<i64> = serde_json::from_str(&c.ok(&["ps", "--format", "json", "{id}"])).unwrap();
+    assert!(pids.contains(&pid.parse().unwrap()), "{pids:?}");
     // kill with a signal whose default is to ignore it leaves it running; stop ends it (TERM).
     c.ok(&["kill", "{id}", "WINCH"]);
     assert_eq!(c.status(), "running");
@@ -528,13 +478,16 @@ fn a_failing_post_start_stops_the_container_and_start_fails() {
         return;
     }
     let u = user1();
-    let mut b = RlBundle::new(u, &["/bin/sh", "-c", LOOP_UNTIL_TERM]);
-    b.lifecycle(json!({
-        "postStart": {"exec": {"command": ["/bin/sh", "-c", "echo boom; exit 3"]}},
-        "preStop": {"exec": {"command": ["/bin/sh", "-c", "echo pre > /prestop-ran"]}}
-    }));
+    let mut b = rl_bundle(u, &["/bin/sh", "-c", LOOP_UNTIL_TERM]);
+    set_lifecycle(
+        &mut b,
+        json!({
+            "postStart": {"exec": {"command": ["/bin/sh", "-c", "echo boom; exit 3"]}},
+            "preStop": {"exec": {"command": ["/bin/sh", "-c", "echo pre > /prestop-ran"]}}
+        }),
+    );
     let c = RlCtr::new(u, "rl-psfail");
-    c.ok(&["create", "-b", b.path(), "{id}"]);
+    c.ok(&["create", "-b", bpath(&b), "{id}"]);
     let err = c.fails(&["start", "{id}"]);
     assert!(err.contains("command exited with 3"), "{err}");
     c.wait_status("stopped");
@@ -553,14 +506,17 @@ fn pre_stop_runs_on_stop_before_the_term_signal() {
         return;
     }
     let u = user1();
-    let mut b = RlBundle::new(u, &["/bin/sh", "-c", LOOP_UNTIL_TERM]);
+    let mut b = rl_bundle(u, &["/bin/sh", "-c", LOOP_UNTIL_TERM]);
     // The marker says whether TERM had arrived when PreStop ran: it must not have.
-    b.lifecycle(json!({
-        "preStop": {"exec": {"command": ["/bin/sh", "-c",
-            "if [ -e /got-term ]; then echo late; else echo first; fi > /prestop-ran; id -u >> /prestop-ran"]}}
-    }));
+    set_lifecycle(
+        &mut b,
+        json!({
+            "preStop": {"exec": {"command": ["/bin/sh", "-c",
+                "if [ -e /got-term ]; then echo late; else echo first; fi > /prestop-ran; id -u >> /prestop-ran"]}}
+        }),
+    );
     let c = RlCtr::new(u, "rl-prestop");
-    c.ok(&["create", "-b", b.path(), "{id}"]);
+    c.ok(&["create", "-b", bpath(&b), "{id}"]);
     c.ok(&["start", "{id}"]);
     c.ok(&["stop", "{id}"]);
     assert_eq!(c.status(), "stopped");
@@ -583,7 +539,7 @@ fn an_http_pre_stop_reaches_the_container_loopback() {
         return;
     }
     let u = user1();
-    let mut b = RlBundle::new(
+    let mut b = rl_bundle(
         u,
         &[
             "/bin/httpd",
@@ -598,7 +554,10 @@ fn an_http_pre_stop_reaches_the_container_loopback() {
     std::fs::create_dir_all(b.rootfs().join("www")).unwrap();
     std::fs::write(b.rootfs().join("www/quit"), "bye\n").unwrap();
     chown_r(&b.rootfs().join("www"), u);
-    b.lifecycle(json!({"preStop": {"httpGet": {"path": "/quit", "port": 8080}}}));
+    set_lifecycle(
+        &mut b,
+        json!({"preStop": {"httpGet": {"path": "/quit", "port": 8080}}}),
+    );
     // A network namespace of its own (made inside the user namespace, so no privilege needed):
     // the hook must reach the container's loopback, not the host's.
     b.edit(|c| {
@@ -608,7 +567,7 @@ fn an_http_pre_stop_reaches_the_container_loopback() {
             .push(json!({"type": "network"}))
     });
     let c = RlCtr::new(u, "rl-http");
-    c.ok(&["create", "-b", b.path(), "{id}"]);
+    c.ok(&["create", "-b", bpath(&b), "{id}"]);
     c.ok(&["start", "{id}"]);
     // httpd listens only on the container's own loopback.
     let pid = c.state()["pid"].as_i64().unwrap();
@@ -633,9 +592,9 @@ fn without_xdg_runtime_dir_the_state_root_is_a_private_temp_dir() {
         return;
     }
     let u = user2();
-    let b = RlBundle::new(u, &["/bin/true"]);
+    let b = rl_bundle(u, &["/bin/true"]);
     let id = format!("rl-noxdg-{}", std::process::id());
-    let o = as_user(u, None, &["run", "--keep", "-b", b.path(), &id]);
+    let o = as_user(u, None, &["run", "--keep", "-b", bpath(&b), &id]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let root = PathBuf::from(format!("/tmp/hookrun-{}", u.uid));
     let md = std::fs::metadata(&root).unwrap();
@@ -652,9 +611,9 @@ fn two_users_never_see_each_other() {
         return;
     }
     let (u1, u2) = (user1(), user2());
-    let b = RlBundle::new(u1, &["/bin/sh", "-c", LOOP_UNTIL_TERM]);
+    let b = rl_bundle(u1, &["/bin/sh", "-c", LOOP_UNTIL_TERM]);
     let c1 = RlCtr::new(u1, "rl-mine");
-    c1.ok(&["create", "-b", b.path(), "{id}"]);
+    c1.ok(&["create", "-b", bpath(&b), "{id}"]);
     let c2 = RlCtr::new(u2, "rl-theirs");
     assert!(!c2.ok(&["list", "-q"]).contains(&c1.id));
     // Pointing --root at the first user's runtime dir or state root is refused.
@@ -674,10 +633,10 @@ fn limits_without_a_delegated_cgroup_are_refused_at_create() {
         return;
     }
     let u = user1();
-    let mut b = RlBundle::new(u, &["/bin/true"]);
+    let mut b = rl_bundle(u, &["/bin/true"]);
     b.edit(|c| c["linux"]["resources"] = json!({"pids": {"limit": 32}}));
     let c = RlCtr::new(u, "rl-limits");
-    let err = c.fails(&["create", "-b", b.path(), "{id}"]);
+    let err = c.fails(&["create", "-b", bpath(&b), "{id}"]);
     assert!(err.contains("linux.resources.pids.limit"), "{err}");
     assert!(err.contains("Delegate=yes"), "{err}");
     assert!(err.contains("chown -R"), "{err}");
@@ -714,10 +673,11 @@ fn limits_go_into_a_delegated_cgroup_v2_subtree() {
         return;
     }
     let u = user1();
-    let Some(d) = delegate(u) else {
-        eprintln!("skipped: no cgroup2 hierarchy to delegate");
+    let d = delegate(u);
+    if !need("cgroup2", d.is_some(), "no cgroup2 hierarchy to delegate") {
         return;
-    };
+    }
+    let d = d.unwrap();
     let ctrls = std::fs::read_to_string(d.dir.join("cgroup.controllers")).unwrap_or_default();
     let ctrls: Vec<&str> = ctrls.split_whitespace().collect();
     // Run hookrun inside the delegated subtree: root moves the shell that execs runuser.
@@ -738,14 +698,18 @@ fn limits_go_into_a_delegated_cgroup_v2_subtree() {
         output_of(sh)
     };
     let hp = Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists();
-    if hp && ctrls.contains(&"hugetlb") {
-        let mut b = RlBundle::new(u, &["/bin/sh", "-c", "cat /proc/self/cgroup"]);
+    if need(
+        "hugetlb",
+        hp && ctrls.contains(&"hugetlb"),
+        "no 2 MB huge pages or no v2 hugetlb controller for the hugetlb part",
+    ) {
+        let mut b = rl_bundle(u, &["/bin/sh", "-c", "cat /proc/self/cgroup"]);
         b.edit(|c| {
             c["linux"]["resources"] =
                 json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]})
         });
         let c = RlCtr::new(u, "rl-deleg");
-        let o = in_rt(&c, &["create", "-b", b.path(), &c.id]);
+        let o = in_rt(&c, &["create", "-b", bpath(&b), &c.id]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         // Next to the runtime's cgroup (`rt`), in the delegated directory.
         let cg = d.dir.join(&c.id);
@@ -761,14 +725,12 @@ fn limits_go_into_a_delegated_cgroup_v2_subtree() {
         let o = in_rt(&c, &["delete", "--force", &c.id]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         assert!(!cg.exists());
-    } else {
-        eprintln!("skipped the hugetlb part: no 2 MB huge pages or no v2 hugetlb controller");
     }
     // A controller the subtree lacks (on a hybrid host: every one bound to v1) is named.
-    let mut b = RlBundle::new(u, &["/bin/true"]);
+    let mut b = rl_bundle(u, &["/bin/true"]);
     b.edit(|c| c["linux"]["resources"] = json!({"pids": {"limit": 32}}));
     let c = RlCtr::new(u, "rl-deleg-pids");
-    let o = in_rt(&c, &["create", "-b", b.path(), &c.id]);
+    let o = in_rt(&c, &["create", "-b", bpath(&b), &c.id]);
     if ctrls.contains(&"pids") {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         assert_eq!(
@@ -792,12 +754,16 @@ fn multi_range_maps_are_written_with_newuidmap() {
     if !can_run() {
         return;
     }
-    if !Path::new("/usr/bin/newuidmap").exists() {
-        eprintln!("skipped: newuidmap/newgidmap (package uidmap) are not installed");
+    let tools = ["/usr/bin/newuidmap", "/usr/bin/newgidmap"];
+    if !need(
+        "newuidmap",
+        tools.iter().all(|t| Path::new(t).exists()),
+        "newuidmap/newgidmap (package uidmap) are not installed",
+    ) {
         return;
     }
     let u = user1();
-    let mut b = RlBundle::new(
+    let mut b = rl_bundle(
         u,
         &[
             "/bin/sh",
@@ -819,7 +785,7 @@ fn multi_range_maps_are_written_with_newuidmap() {
         ]);
     });
     let c = RlCtr::new(u, "rl-multi");
-    let out = c.ok(&["run", "-b", b.path(), "{id}"]);
+    let out = c.ok(&["run", "-b", bpath(&b), "{id}"]);
     let rows: Vec<Vec<&str>> = out
         .lines()
         .map(|l| l.split_whitespace().collect())

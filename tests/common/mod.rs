@@ -33,14 +33,42 @@ pub fn fixture_rootfs() -> &'static Path {
     })
 }
 
-/// Skip (with the reason) when not root; on this project's machines nothing skips.
-pub fn require_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        true
-    } else {
-        eprintln!("skipped: this test needs root");
-        false
+/// What a test needs from the machine: true when `have`. Otherwise the test fails with `why`,
+/// unless `HOOKRUN_TEST_ALLOW_SKIP` names `what` (a comma list, or `all`): then it says why it
+/// skips and returns false. On this project's machines and in CI nothing skips, so a missing
+/// tool or privilege is a failure there, never a silent green.
+///
+/// The names: `root`, `userns` (user namespaces enabled), `podman`, `containerd`, `newuidmap`
+/// (package uidmap), `cgroup2` (a cgroup v2 hierarchy to delegate), `hugetlb` (2 MB huge pages
+/// and the v2 hugetlb controller). E.g. `HOOKRUN_TEST_ALLOW_SKIP=podman,containerd cargo test`.
+pub fn need(what: &str, have: bool, why: &str) -> bool {
+    if have {
+        return true;
     }
+    let allowed = std::env::var("HOOKRUN_TEST_ALLOW_SKIP").unwrap_or_default();
+    if allowed
+        .split(',')
+        .map(str::trim)
+        .any(|a| a == what || a == "all")
+    {
+        eprintln!("skipped: {why} (HOOKRUN_TEST_ALLOW_SKIP={allowed})");
+        return false;
+    }
+    panic!(
+        "{why}; this test does not skip unless told to: fix the machine, or set \
+         HOOKRUN_TEST_ALLOW_SKIP={what} to let it skip"
+    );
+}
+
+/// True when the test runs as root (the integration tests start real containers). Not root:
+/// the test fails, unless `HOOKRUN_TEST_ALLOW_SKIP` names `root` (see [`need`]); then it
+/// returns false and the caller returns early (`if !require_root() { return; }`).
+pub fn require_root() -> bool {
+    need(
+        "root",
+        nix::unistd::geteuid().is_root(),
+        "this test needs root",
+    )
 }
 
 /// A bundle in a temp dir: its own copy of the fixture rootfs and a config.json that starts as
@@ -52,6 +80,28 @@ pub struct Bundle {
 
 impl Bundle {
     pub fn new(args: &[&str]) -> Bundle {
+        Bundle::make(None, args, |dir| {
+            Command::new(bin())
+                .args(["spec", "-b"])
+                .arg(dir)
+                .output()
+                .unwrap()
+        })
+    }
+
+    /// A bundle that `owner` (uid, gid) owns, the directory (0755) and its rootfs, with the
+    /// config.json `spec` writes given the bundle directory (for a rootless bundle: `hookrun spec
+    /// --rootless -b DIR` run as that user, so the id maps are the user's); then terminal off, a
+    /// writable root and `args`, as [`Bundle::new`].
+    pub fn owned(owner: (u32, u32), args: &[&str], spec: impl FnOnce(&Path) -> Output) -> Bundle {
+        Bundle::make(Some(owner), args, spec)
+    }
+
+    fn make(
+        owner: Option<(u32, u32)>,
+        args: &[&str],
+        spec: impl FnOnce(&Path) -> Output,
+    ) -> Bundle {
         let dir = tempfile::Builder::new()
             .prefix("hookrun-test-")
             .tempdir()
@@ -63,11 +113,22 @@ impl Bundle {
             .status()
             .unwrap();
         assert!(st.success());
-        let o = Command::new(bin())
-            .args(["spec", "-b"])
-            .arg(dir.path())
-            .output()
-            .unwrap();
+        if let Some((uid, gid)) = owner {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+            let st = Command::new("chown")
+                .arg("-R")
+                .arg(format!("{uid}:{gid}"))
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(
+                st.success(),
+                "chown -R {uid}:{gid} {}",
+                dir.path().display()
+            );
+        }
+        let o = spec(dir.path());
         assert!(
             o.status.success(),
             "spec: {}",
@@ -195,15 +256,11 @@ impl Ctr {
         )
     }
 
-    /// Wait (up to 10 s) for the container to reach `status`.
+    /// Wait (up to 20 s) for the container to reach `status`.
     pub fn wait_status(&self, status: &str) {
-        for _ in 0..200 {
-            if self.status() == status {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!(
+        assert!(
+            wait_until(std::time::Duration::from_secs(20), || self.status()
+                == status),
             "container {} never became {status} (is {})",
             self.id,
             self.status()
@@ -257,6 +314,18 @@ pub struct Bg {
 }
 
 impl Bg {
+    /// Start `cmd` with stdout and stderr to files.
+    pub fn start(mut cmd: Command) -> Bg {
+        let out = tempfile::NamedTempFile::new().unwrap();
+        let err = tempfile::NamedTempFile::new().unwrap();
+        let child = cmd
+            .stdout(out.reopen().unwrap())
+            .stderr(err.reopen().unwrap())
+            .spawn()
+            .unwrap();
+        Bg { child, out, err }
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }
@@ -288,21 +357,21 @@ impl Bg {
 }
 
 impl Ctr {
+    /// `hookrun --root ROOT ARGS…` (with `{id}` substituted), stdin closed, not started yet: for
+    /// a test that changes how hookrun runs (say, without a capability) before [`Bg::start`].
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.arg("--root")
+            .arg(self.root.path())
+            .args(args.iter().map(|a| a.replace("{id}", &self.id)))
+            .stdin(Stdio::null());
+        c
+    }
+
     /// Start `hookrun --root ROOT ARGS…` (with `{id}` substituted) in the background, stdin
     /// closed, stdout and stderr to files.
     pub fn spawn(&self, args: &[&str]) -> Bg {
-        let out = tempfile::NamedTempFile::new().unwrap();
-        let err = tempfile::NamedTempFile::new().unwrap();
-        let child = Command::new(bin())
-            .arg("--root")
-            .arg(self.root.path())
-            .args(args.iter().map(|a| a.replace("{id}", &self.id)))
-            .stdin(Stdio::null())
-            .stdout(out.reopen().unwrap())
-            .stderr(err.reopen().unwrap())
-            .spawn()
-            .unwrap();
-        Bg { child, out, err }
+        Bg::start(self.command(args))
     }
 
     /// `spawn` and wait (at most 20 s): for commands whose stdio a container may inherit.

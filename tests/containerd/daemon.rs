@@ -148,12 +148,12 @@ impl Containerd {
         if !require_root() {
             return None;
         }
-        if Command::new("containerd")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            eprintln!("skipped: containerd is not installed (.ci/run installs it)");
+        let have = Command::new("containerd").arg("--version").output().is_ok();
+        if !need(
+            "containerd",
+            have,
+            "containerd is not installed (.ci/run installs it)",
+        ) {
             return None;
         }
         let dir = tempfile::Builder::new()
