@@ -254,14 +254,22 @@ fn finish(exec: Option<Exec>, statedir: &OwnedFd, opts: &InitOpts) -> (Error, bo
                 "config.json: process is not set: there is nothing to start",
             ));
         };
-        crate::hooks::oci::run_all(
-            crate::hooks::oci::Kind::StartContainer,
-            &exec.start_hooks,
-            &exec.start_state,
-        )?;
         nix::sys::stat::umask(Mode::from_bits_truncate(exec.umask));
         security::close_fds_on_exec(opts.preserve_fds)?;
         exec.creds.apply()?;
+        // As runc runs them: as the container's user, under its seccomp filter, with the
+        // process's environment when a hook gives none of its own.
+        let env: Vec<String> = exec
+            .env
+            .iter()
+            .map(|e| e.to_string_lossy().into())
+            .collect();
+        crate::hooks::oci::run_all_with_env(
+            crate::hooks::oci::Kind::StartContainer,
+            &exec.start_hooks,
+            &exec.start_state,
+            Some(&env),
+        )?;
         let e = nix::unistd::execve(&exec.path, &exec.argv, &exec.env).unwrap_err();
         Err(Error::sys(
             format!("exec {}", exec.path.to_string_lossy()),
