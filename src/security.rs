@@ -150,6 +150,8 @@ impl Creds {
         // SAFETY: prctl with integer arguments only.
         Errno::result(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) })
             .ctx(|| "prctl PR_SET_KEEPCAPS")?;
+        // While we may still chown.
+        own_stdio(self.uid);
         if self.set_groups {
             let gids: Vec<nix::unistd::Gid> = self
                 .groups
@@ -210,6 +212,29 @@ impl Creds {
             }
         }
         Ok(())
+    }
+}
+
+/// Give the process's uid the stdio pipes and sockets it inherits (their group is left), so a
+/// process that is not root can still open /dev/stdout (/proc/self/fd/1) — runc does this.
+/// Terminals, /dev/null and files are left alone: those are the host's, and their owner would
+/// stay changed after the container is gone (a pty of the container's own is chowned by
+/// tty::open_pty). Failures are passed over, as in runc: an unmapped owner (EINVAL, EPERM) or
+/// a read-only file system is no reason to fail the container.
+fn own_stdio(uid: u32) {
+    for fd in 0..=2 {
+        // SAFETY: fds 0-2 of this process; borrowed only for this iteration.
+        let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let Ok(st) = nix::sys::stat::fstat(b) else {
+            continue;
+        };
+        let kind = st.st_mode & libc::S_IFMT;
+        if st.st_uid == uid || (kind != libc::S_IFIFO && kind != libc::S_IFSOCK) {
+            continue;
+        }
+        if let Err(e) = nix::unistd::fchown(b, Some(uid.into()), None) {
+            crate::log::debug(format!("chown stdio fd {fd} to uid {uid}: {e}"));
+        }
     }
 }
 

@@ -198,7 +198,7 @@ fn setup(plan: &Plan, opts: &InitOpts, chan: &Channel) -> Result<Option<Exec>> {
             .console_size()
             .as_ref()
             .map(|b| (b.height() as u16, b.width() as u16));
-        let master = crate::tty::open_pty(size, exec.creds.uid, exec.creds.gid)?;
+        let master = crate::tty::open_pty(size, exec.creds.uid)?;
         chan.send_fd(&Msg::Pty, master.as_raw_fd())?;
     }
     // SAFETY: as above; from here on the init outlives `create`.

@@ -312,7 +312,7 @@ fn child_setup(
                 .console_size()
                 .as_ref()
                 .map(|b| (b.height() as u16, b.width() as u16));
-            let master = crate::tty::open_pty(size, creds.uid, creds.gid)?;
+            let master = crate::tty::open_pty(size, creds.uid)?;
             chan.send_fd(&Msg::Pty, master.as_raw_fd())?;
         }
         security::set_rlimits(process)?;
