@@ -113,7 +113,24 @@ pub struct Creds {
     pub seccomp: Option<crate::seccomp::Filter>,
 }
 
+/// The names of the four sets that must lie within the bounding set, in `Creds::caps` order.
+const BOUND_SETS: [(usize, &str); 4] = [
+    (1, "effective"),
+    (2, "inheritable"),
+    (3, "permitted"),
+    (4, "ambient"),
+];
+
+fn cap_names(caps: &HashSet<Cap>) -> String {
+    let mut v: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
+    v.sort();
+    v.join(", ")
+}
+
 impl Creds {
+    /// The credentials of `p`. A capability in effective, permitted, inheritable or ambient but
+    /// not in bounding is refused: execve would take it away (a new permitted set is bounded by
+    /// the bounding set), and capset refuses such an inheritable one outright.
     pub fn from_process(p: &Process, set_groups: bool) -> Result<Self> {
         let caps = match p.capabilities() {
             None => None,
@@ -125,6 +142,18 @@ impl Creds {
                 cap_set(c.ambient())?,
             ]),
         };
+        if let Some(sets) = &caps {
+            for (i, name) in BOUND_SETS {
+                let outside: HashSet<Cap> = sets[i].difference(&sets[0]).copied().collect();
+                if !outside.is_empty() {
+                    return Err(Error::invalid(format!(
+                        "process.capabilities.{name}: {} not in process.capabilities.bounding: \
+                         a capability outside the bounding set cannot be kept past execve",
+                        cap_names(&outside)
+                    )));
+                }
+            }
+        }
         Ok(Creds {
             uid: p.user().uid(),
             gid: p.user().gid(),
@@ -134,6 +163,27 @@ impl Creds {
             no_new_privs: p.no_new_privileges().unwrap_or(false),
             seccomp: None,
         })
+    }
+
+    /// In the process about to apply these credentials, before any change: every capability
+    /// asked for must be one this process holds (permitted), or capset would refuse it with a
+    /// bare EPERM. The usual cause is a capability missing from the host's bounding set.
+    pub fn check_held(&self) -> Result<()> {
+        let Some([_, effective, inheritable, permitted, _]) = &self.caps else {
+            return Ok(());
+        };
+        let held = caps::read(None, CapSet::Permitted)
+            .map_err(|e| Error::Child(format!("read permitted capabilities: {e}")))?;
+        let wanted: HashSet<Cap> = effective | &(inheritable | permitted);
+        let missing: HashSet<Cap> = wanted.difference(&held).copied().collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(Error::invalid(format!(
+            "process.capabilities: {} not held by the runtime here (not in its bounding set), \
+             so the container cannot be given it",
+            cap_names(&missing)
+        )))
     }
 
     pub fn apply(&self) -> Result<()> {

@@ -201,6 +201,7 @@ fn setup(plan: &Plan, opts: &InitOpts, chan: &Channel) -> Result<Option<Exec>> {
         let master = crate::tty::open_pty(size, exec.creds.uid)?;
         chan.send_fd(&Msg::Pty, master.as_raw_fd())?;
     }
+    exec.creds.check_held()?;
     // SAFETY: as above; from here on the init outlives `create`.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
     Ok(Some(exec))
