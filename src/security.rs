@@ -186,7 +186,40 @@ impl Creds {
         )))
     }
 
+    /// With an SCMP_ACT_NOTIFY listener, the filter loads here, before the credentials change
+    /// (and so before `apply`): the runtime takes the listener with pidfd_getfd, which the
+    /// kernel allows while this process still has the runtime's credentials. `chan` is the
+    /// channel to the runtime, which hands the listener to the agent (seccomp/notify.rs).
+    pub fn hand_off_listener(&mut self, chan: &crate::process::channel::Channel) -> Result<()> {
+        use crate::process::channel::Msg;
+        let Some(f) = self.seccomp.take_if(|f| f.listener.is_some()) else {
+            return Ok(());
+        };
+        if self.no_new_privs {
+            // SAFETY: prctl with integer arguments only.
+            Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
+                .ctx(|| "prctl PR_SET_NO_NEW_PRIVS")?;
+        }
+        let listener = f
+            .load()?
+            .ok_or_else(|| Error::Child("load seccomp filter: no listener came back".into()))?;
+        crate::seccomp::announce(chan.raw(), std::os::fd::AsRawFd::as_raw_fd(&listener))?;
+        // From here on a call held for the agent is answered: the agent has the listener (or
+        // the runtime failed and kills us).
+        match chan.recv()? {
+            Some(Msg::SeccompDone) => Ok(()),
+            m => Err(Error::Child(format!(
+                "seccomp listener hand-off: unexpected message from runtime: {m:?}"
+            ))),
+        }
+    }
+
     pub fn apply(&self) -> Result<()> {
+        if self.seccomp.as_ref().is_some_and(|f| f.listener.is_some()) {
+            return Err(Error::Child(
+                "seccomp filter with a listener: hand_off_listener must load it".into(),
+            ));
+        }
         let supported = caps::runtime::thread_all_supported();
         if let Some([bounding, ..]) = &self.caps {
             for c in &supported {

@@ -174,7 +174,7 @@ fn setup(plan: &Plan, opts: &InitOpts, chan: &Channel) -> Result<Option<Exec>> {
     let mut creds = Creds::from_process(process, !rootless_single_map(plan))?;
     // Compiled by spec::validate; loaded by creds.apply() just before execve.
     creds.seccomp = plan.seccomp.clone();
-    let exec = Exec {
+    let mut exec = Exec {
         path: rootfs::cpath(&path),
         argv: args
             .iter()
@@ -202,6 +202,9 @@ fn setup(plan: &Plan, opts: &InitOpts, chan: &Channel) -> Result<Option<Exec>> {
         chan.send_fd(&Msg::Pty, master.as_raw_fd())?;
     }
     exec.creds.check_held()?;
+    // A seccomp listener must reach its agent while `create` is here to take it: such a filter
+    // loads now, before sync 2 (as runc loads every filter); any other loads before execve.
+    exec.creds.hand_off_listener(chan)?;
     // SAFETY: as above; from here on the init outlives `create`.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
     Ok(Some(exec))

@@ -11,9 +11,12 @@
 //!  (exec: the container lock is dropped here)
 //!  sync 1: Msg::Go ─────────────────────────▶   setns user, then mnt uts ipc net cgroup;
 //!                                                chroot to the init's root; pty; rlimits;
-//!                                                cwd;
+//!                                                cwd; [listener: seccomp, see below];
 //!                                                uid/gid/caps/no_new_privs; seccomp
 //!        ◀────────────────  Msg::Pty (when a terminal is asked for)
+//!        ◀────────────────  Msg::SeccompListener { fd } (a profile with SCMP_ACT_NOTIFY)
+//!  pidfd_getfd, hand it to the agent
+//!  Msg::SeccompDone ────────────────────────▶
 //!        ◀────────────────  EOF on execve (CLOEXEC), or Msg::Error{msg}
 //! ```
 
@@ -150,6 +153,8 @@ pub fn spawn(req: &JoinRequest, placed: impl FnOnce()) -> Result<Joined> {
     }
     let filter =
         crate::seccomp::compile(req.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()))?;
+    let st = req.state;
+    let agent = crate::seccomp::Agent::of(filter.as_ref(), &st.id, &st.bundle, &st.annotations);
     let mut creds = Creds::from_process(req.process, !setgroups_denied(pid))?;
     creds.seccomp = filter;
     let args = req.process.args().clone().unwrap_or_default();
@@ -202,16 +207,17 @@ pub fn spawn(req: &JoinRequest, placed: impl FnOnce()) -> Result<Joined> {
         // SAFETY: clone3 with CLONE_PIDFD stored a new fd we now own.
         (child, unsafe { OwnedFd::from_raw_fd(pidfd) })
     };
-    run_to_exec(req, ours, child, pidfd, placed)
+    run_to_exec(req, ours, child, pidfd, agent.as_ref(), placed)
 }
 
 /// From the clone to the child's execve: cgroups (then `placed`), sync 1, and the messages on
-/// the way (pty). Any failure kills and reaps the child.
+/// the way (pty, seccomp listener). Any failure kills and reaps the child.
 fn run_to_exec(
     req: &JoinRequest,
     ours: Channel,
     child: i32,
     pidfd: OwnedFd,
+    agent: Option<&crate::seccomp::Agent>,
     placed: impl FnOnce(),
 ) -> Result<Joined> {
     let kill = |e: Error| {
@@ -228,6 +234,14 @@ fn run_to_exec(
     loop {
         match ours.recv_fd().map_err(kill)? {
             Some((Msg::Pty, fd)) => pty = fd,
+            Some((Msg::SeccompListener { fd }, _)) => {
+                let a = agent
+                    .ok_or_else(|| Error::Child("a seccomp listener without an agent".into()))
+                    .map_err(kill)?;
+                a.deliver(&pidfd, fd, child, req.state.pid, "running")
+                    .map_err(kill)?;
+                ours.send(&Msg::SeccompDone).map_err(kill)?;
+            }
             Some((Msg::Error { msg }, _)) => return Err(kill(Error::Child(msg))),
             Some((m, _)) => return Err(kill(Error::Child(format!("unexpected message: {m:?}")))),
             None => break, // exec'd: the channel closed with it
@@ -330,7 +344,7 @@ fn child_setup(
     chan: &Channel,
     joins: &[(OwnedFd, CloneFlags, &str)],
     root: &OwnedFd,
-    creds: Creds,
+    mut creds: Creds,
     args: Vec<String>,
 ) -> Error {
     let r = (|| -> Result<std::convert::Infallible> {
@@ -388,6 +402,8 @@ fn child_setup(
             process.user().umask().unwrap_or(0o022),
         ));
         security::close_fds_on_exec(req.preserve_fds)?;
+        // A filter with a listener loads before the credentials change (security.rs says why).
+        creds.hand_off_listener(chan)?;
         // uid/gid, capabilities, no_new_privs and the seccomp filter, in the init's order.
         creds.apply()?;
         // A detached exec outlives this runtime (execve keeps the parent-death signal).
