@@ -240,7 +240,8 @@ pub fn exec(root: &Root, a: &ExecArgs) -> Result<i32> {
 fn run(root: &Root, a: &ExecArgs) -> Result<i32> {
     let dir = root.open(&a.id)?;
     let st = dir.load()?;
-    let hint = match dir.status(&st) {
+    let status = dir.status(&st);
+    let refused = match status {
         Status::Running | Status::Created => None,
         Status::Paused if a.ignore_paused => None,
         Status::Paused => {
@@ -248,10 +249,10 @@ fn run(root: &Root, a: &ExecArgs) -> Result<i32> {
         }
         _ => Some("exec needs a running container"),
     };
-    if let Some(hint) = hint {
+    if let Some(hint) = refused {
         return Err(Error::WrongState {
             id: a.id.clone(),
-            status: dir.status(&st).to_string(),
+            status: status.to_string(),
             hint: hint.into(),
         });
     }
