@@ -193,22 +193,26 @@ pub struct CreateOpts {
     pub foreground: bool,
 }
 
-/// `exec`'s command line.
+/// `exec`'s command line: runc's flags, spelled as runc spells them.
 #[derive(Debug, Args, Clone, Default)]
 pub struct ExecArgs {
-    /// Path to a process.json (an OCI `process` object) instead of COMMAND
+    /// Path to a process.json (an OCI `process` object) instead of COMMAND; it then decides
+    /// everything (`-t` is ignored, the other overrides are refused)
     #[arg(short, long, value_name = "FILE")]
     pub process: Option<PathBuf>,
     /// Return once the process has started
     #[arg(short, long)]
     pub detach: bool,
+    /// Write the process's host pid to FILE
     #[arg(long, value_name = "FILE")]
     pub pid_file: Option<PathBuf>,
+    /// Send the pty master to the AF_UNIX socket at PATH (with --tty)
     #[arg(long, value_name = "PATH")]
     pub console_socket: Option<PathBuf>,
     /// Allocate a terminal
     #[arg(short, long)]
     pub tty: bool,
+    /// Working directory in the container
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,
     /// KEY=VALUE, repeatable
@@ -217,15 +221,31 @@ pub struct ExecArgs {
     /// UID[:GID]
     #[arg(short, long)]
     pub user: Option<String>,
+    /// Add a supplementary group (repeatable)
     #[arg(short = 'g', long = "additional-gids", value_name = "GID")]
     pub additional_gids: Vec<u32>,
-    /// Add a capability (repeatable)
+    /// Add a capability to the bounding, effective and permitted sets (repeatable)
     #[arg(short = 'c', long = "cap", value_name = "CAP")]
     pub caps: Vec<String>,
+    /// Set no_new_privs for the process
     #[arg(long)]
     pub no_new_privs: bool,
+    /// AppArmor profile (refused: hookrun applies no AppArmor profiles)
+    #[arg(long, value_name = "PROFILE")]
+    pub apparmor: Option<String>,
+    /// SELinux process label (refused: hookrun applies no SELinux labels)
+    #[arg(long, value_name = "LABEL")]
+    pub process_label: Option<String>,
+    /// Pass N more fds (3 to 3+N-1) to the process
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub preserve_fds: u32,
+    /// Run in a sub-cgroup of the container's: SUB for every hierarchy, or CTRL[,CTRL]:SUB
+    /// (repeatable)
+    #[arg(long = "cgroup", value_name = "[CTRL:]SUB")]
+    pub cgroups: Vec<String>,
+    /// Allow exec into a paused container (the process starts when it is resumed)
+    #[arg(long)]
+    pub ignore_paused: bool,
     pub id: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,

@@ -105,7 +105,8 @@ pub fn create(root: &Root, id: &str, opts: &CreateOpts) -> Result<Created> {
             &st,
         )
     };
-    let mut pty = parent::wait_ready(&child, &mut create_hooks)?; // sync 2
+    let agent = crate::seccomp::Agent::of(plan.seccomp.as_ref(), id, &plan.bundle, &annotations);
+    let mut pty = parent::wait_ready(&child, &mut create_hooks, agent.as_ref())?; // sync 2
     if let (Some(sock), Some(master)) = (&opts.console_socket, &pty) {
         crate::tty::send_to_console_socket(sock, master)?;
         pty = None;

@@ -47,6 +47,10 @@ pub enum Error {
     /// A failure reported by the container init (or the join helper), already worded.
     #[error("{0}")]
     Child(String),
+    /// Anything that stopped `exec` from running its process, in runc's words ("exec failed:
+    /// …"); runc exits 255 for these, the process's own status being 0-255 otherwise.
+    #[error("exec failed: {0}")]
+    Exec(Box<Error>),
 }
 
 impl Error {

@@ -113,7 +113,24 @@ pub struct Creds {
     pub seccomp: Option<crate::seccomp::Filter>,
 }
 
+/// The names of the four sets that must lie within the bounding set, in `Creds::caps` order.
+const BOUND_SETS: [(usize, &str); 4] = [
+    (1, "effective"),
+    (2, "inheritable"),
+    (3, "permitted"),
+    (4, "ambient"),
+];
+
+fn cap_names(caps: &HashSet<Cap>) -> String {
+    let mut v: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
+    v.sort();
+    v.join(", ")
+}
+
 impl Creds {
+    /// The credentials of `p`. A capability in effective, permitted, inheritable or ambient but
+    /// not in bounding is refused: execve would take it away (a new permitted set is bounded by
+    /// the bounding set), and capset refuses such an inheritable one outright.
     pub fn from_process(p: &Process, set_groups: bool) -> Result<Self> {
         let caps = match p.capabilities() {
             None => None,
@@ -125,6 +142,18 @@ impl Creds {
                 cap_set(c.ambient())?,
             ]),
         };
+        if let Some(sets) = &caps {
+            for (i, name) in BOUND_SETS {
+                let outside: HashSet<Cap> = sets[i].difference(&sets[0]).copied().collect();
+                if !outside.is_empty() {
+                    return Err(Error::invalid(format!(
+                        "process.capabilities.{name}: {} not in process.capabilities.bounding: \
+                         a capability outside the bounding set cannot be kept past execve",
+                        cap_names(&outside)
+                    )));
+                }
+            }
+        }
         Ok(Creds {
             uid: p.user().uid(),
             gid: p.user().gid(),
@@ -136,7 +165,61 @@ impl Creds {
         })
     }
 
+    /// In the process about to apply these credentials, before any change: every capability
+    /// asked for must be one this process holds (permitted), or capset would refuse it with a
+    /// bare EPERM. The usual cause is a capability missing from the host's bounding set.
+    pub fn check_held(&self) -> Result<()> {
+        let Some([_, effective, inheritable, permitted, _]) = &self.caps else {
+            return Ok(());
+        };
+        let held = caps::read(None, CapSet::Permitted)
+            .map_err(|e| Error::Child(format!("read permitted capabilities: {e}")))?;
+        let wanted: HashSet<Cap> = effective | &(inheritable | permitted);
+        let missing: HashSet<Cap> = wanted.difference(&held).copied().collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(Error::invalid(format!(
+            "process.capabilities: {} not held by the runtime here (not in its bounding set), \
+             so the container cannot be given it",
+            cap_names(&missing)
+        )))
+    }
+
+    /// With an SCMP_ACT_NOTIFY listener, the filter loads here, before the credentials change
+    /// (and so before `apply`): the runtime takes the listener with pidfd_getfd, which the
+    /// kernel allows while this process still has the runtime's credentials. `chan` is the
+    /// channel to the runtime, which hands the listener to the agent (seccomp/notify.rs).
+    pub fn hand_off_listener(&mut self, chan: &crate::process::channel::Channel) -> Result<()> {
+        use crate::process::channel::Msg;
+        let Some(f) = self.seccomp.take_if(|f| f.listener.is_some()) else {
+            return Ok(());
+        };
+        if self.no_new_privs {
+            // SAFETY: prctl with integer arguments only.
+            Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
+                .ctx(|| "prctl PR_SET_NO_NEW_PRIVS")?;
+        }
+        let listener = f
+            .load()?
+            .ok_or_else(|| Error::Child("load seccomp filter: no listener came back".into()))?;
+        crate::seccomp::announce(chan.raw(), std::os::fd::AsRawFd::as_raw_fd(&listener))?;
+        // From here on a call held for the agent is answered: the agent has the listener (or
+        // the runtime failed and kills us).
+        match chan.recv()? {
+            Some(Msg::SeccompDone) => Ok(()),
+            m => Err(Error::Child(format!(
+                "seccomp listener hand-off: unexpected message from runtime: {m:?}"
+            ))),
+        }
+    }
+
     pub fn apply(&self) -> Result<()> {
+        if self.seccomp.as_ref().is_some_and(|f| f.listener.is_some()) {
+            return Err(Error::Child(
+                "seccomp filter with a listener: hand_off_listener must load it".into(),
+            ));
+        }
         let supported = caps::runtime::thread_all_supported();
         if let Some([bounding, ..]) = &self.caps {
             for c in &supported {
@@ -150,6 +233,8 @@ impl Creds {
         // SAFETY: prctl with integer arguments only.
         Errno::result(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) })
             .ctx(|| "prctl PR_SET_KEEPCAPS")?;
+        // While we may still chown.
+        own_stdio(self.uid);
         if self.set_groups {
             let gids: Vec<nix::unistd::Gid> = self
                 .groups
@@ -210,6 +295,29 @@ impl Creds {
             }
         }
         Ok(())
+    }
+}
+
+/// Give the process's uid the stdio pipes and sockets it inherits (their group is left), so a
+/// process that is not root can still open /dev/stdout (/proc/self/fd/1) — runc does this.
+/// Terminals, /dev/null and files are left alone: those are the host's, and their owner would
+/// stay changed after the container is gone (a pty of the container's own is chowned by
+/// tty::open_pty). Failures are passed over, as in runc: an unmapped owner (EINVAL, EPERM) or
+/// a read-only file system is no reason to fail the container.
+fn own_stdio(uid: u32) {
+    for fd in 0..=2 {
+        // SAFETY: fds 0-2 of this process; borrowed only for this iteration.
+        let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let Ok(st) = nix::sys::stat::fstat(b) else {
+            continue;
+        };
+        let kind = st.st_mode & libc::S_IFMT;
+        if st.st_uid == uid || (kind != libc::S_IFIFO && kind != libc::S_IFSOCK) {
+            continue;
+        }
+        if let Err(e) = nix::unistd::fchown(b, Some(uid.into()), None) {
+            crate::log::debug(format!("chown stdio fd {fd} to uid {uid}: {e}"));
+        }
     }
 }
 

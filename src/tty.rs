@@ -17,9 +17,11 @@ use crate::error::{Ctx, Error, Result};
 nix::ioctl_write_ptr_bad!(set_winsize, libc::TIOCSWINSZ, libc::winsize);
 nix::ioctl_read_bad!(get_winsize, libc::TIOCGWINSZ, libc::winsize);
 
-/// In the init, after pivot_root: a new pty whose slave becomes stdin/stdout/stderr and the
-/// controlling terminal (the init is a session leader already). Returns the master.
-pub fn open_pty(size: Option<(u16, u16)>, uid: u32, gid: u32) -> Result<OwnedFd> {
+/// In the init, after pivot_root (or in an exec child, after chroot): a new pty whose slave
+/// becomes stdin/stdout/stderr and the controlling terminal (the caller leads its session
+/// already). Returns the master. The slave is given to `uid`; its group stays the one devpts
+/// gave it (`gid=5`, tty, in the usual /dev/pts mount), as runc leaves it.
+pub fn open_pty(size: Option<(u16, u16)>, uid: u32) -> Result<OwnedFd> {
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .ctx(|| "open /dev/ptmx for process.terminal")?;
     grantpt(&master).ctx(|| "grantpt")?;
@@ -41,9 +43,12 @@ pub fn open_pty(size: Option<(u16, u16)>, uid: u32, gid: u32) -> Result<OwnedFd>
         nix::sys::stat::Mode::empty(),
     )
     .ctx(|| format!("open {name}"))?;
-    // The container's user must own its terminal, as a login would leave it.
-    nix::unistd::fchown(&slave, Some(uid.into()), Some(gid.into()))
-        .ctx(|| format!("chown {name}"))?;
+    // The container's user must own its terminal, as a login would leave it. A devpts whose
+    // owner is not mapped here (EINVAL, EPERM) or that is read-only keeps its owner, as in runc.
+    match nix::unistd::fchown(&slave, Some(uid.into()), None) {
+        Ok(()) | Err(Errno::EINVAL | Errno::EPERM | Errno::EROFS) => {}
+        Err(e) => return Err(Error::sys(format!("chown {name}"), e)),
+    }
     for target in 0..=2 {
         // SAFETY: dup2 onto the stdio numbers of this process; `slave` stays valid.
         Errno::result(unsafe { libc::dup2(slave.as_raw_fd(), target) })

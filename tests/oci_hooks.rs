@@ -105,7 +105,9 @@ fn a_failing_create_time_hook_aborts_create_and_leaves_nothing() {
         let c = Ctr::new("hookfail");
         let err = c.fails(&["create", "-b", b.path().to_str().unwrap(), "{id}"]);
         assert!(
-            err.contains(&format!("{kind} hook #1 (/bin/sh): exit status 2: broken")),
+            err.contains(&format!(
+                "{kind} hook #1 (/bin/sh): error running hook: exit status 2: broken"
+            )),
             "{kind}: {err}"
         );
         assert!(!c.state_dir().exists(), "{kind}: state dir left");
@@ -128,7 +130,7 @@ fn a_failing_start_container_hook_fails_start_and_the_entrypoint_never_runs() {
     c.create_bg(&b);
     let err = c.fails(&["start", "{id}"]);
     assert!(
-        err.contains("startContainer hook #0 (/bin/sh): exit status 5"),
+        err.contains("startContainer hook #0 (/bin/sh): error running hook: exit status 5"),
         "{err}"
     );
     c.wait_status("stopped");
@@ -211,4 +213,31 @@ fn a_hook_past_its_timeout_is_killed_and_fails_create() {
     let sleeping =
         std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\x00600"));
     assert!(!sleeping, "the timed-out hook {pid} still runs");
+}
+
+#[test]
+fn start_container_hooks_run_in_order_as_the_process_with_its_env() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new(&["/bin/sh", "-c", "cat /hooks.log"]);
+    let hook = |n: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("echo {n} $(id -u) [$FROM_PROCESS] [$HOOK_OWN] >> /hooks.log")]});
+    b.edit(|c| {
+        c["process"]["env"] = json!(["PATH=/bin:/usr/bin", "FROM_PROCESS=yes"]);
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        let mut own = hook("third");
+        own["env"] = json!(["HOOK_OWN=only"]);
+        c["hooks"] = json!({"startContainer": [hook("first"), hook("second"), own]});
+    });
+    // The hooks run as uid 1000: let it write the log.
+    std::fs::write(b.rootfs().join("hooks.log"), "").unwrap();
+    std::os::unix::fs::chown(b.rootfs().join("hooks.log"), Some(1000), Some(1000)).unwrap();
+    let c = Ctr::new("hookenv");
+    let out = run_ok(&c, &b);
+    // In the listed order; without an `env` of its own a hook gets the process's (as runc
+    // gives it), with one it gets only that.
+    assert_eq!(
+        out,
+        "first 1000 [yes] []\nsecond 1000 [yes] []\nthird 1000 [] [only]\n"
+    );
 }

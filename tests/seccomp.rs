@@ -171,6 +171,81 @@ fn default_errno_ret_applies_to_unlisted_syscalls() {
 }
 
 #[test]
+fn calls_newer_than_the_profile_get_enosys() {
+    if !require_root() {
+        return;
+    }
+    // The profile names nothing above rseq (334 on x86_64): clone3 (435) or 1000 is a call it
+    // cannot know, and gets ENOSYS (runc's stub), not the default action's EPERM. A lower one
+    // it does not allow still gets EPERM.
+    let allow = [
+        "execve",
+        "brk",
+        "arch_prctl",
+        "set_tid_address",
+        "set_robust_list",
+        "rseq",
+        "prlimit64",
+        "readlinkat",
+        "getrandom",
+        "mprotect",
+        "mmap",
+        "munmap",
+        "uname",
+        "fstat",
+        "newfstatat",
+        "ioctl",
+        "write",
+        "exit",
+        "exit_group",
+        "prctl",
+        "capget",
+        "capset",
+    ];
+    for (nr, want) in [
+        ("1000", "errno 38"),
+        ("435", "errno 38"),
+        (USTAT_64, "errno 1"),
+    ] {
+        let mut b = bundle(
+            "",
+            json!({
+                "defaultAction": "SCMP_ACT_ERRNO",
+                "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+                "syscalls": [{"names": allow, "action": "SCMP_ACT_ALLOW"}]
+            }),
+        );
+        b.edit(|c| c["process"]["args"] = json!(["/bin/rawsys", nr]));
+        let (code, out, err) = run("sc-enosys", &b);
+        assert_eq!((code, out.trim()), (1, want), "nr {nr}: stderr: {err}");
+    }
+}
+
+#[test]
+fn start_container_hooks_run_under_the_filter() {
+    if !require_root() {
+        return;
+    }
+    // As in runc: the hook runs after the filter is loaded, so the profile binds it too.
+    let mut b = bundle("true", block_mkdir("SCMP_ACT_KILL", None));
+    b.edit(|c| {
+        c["hooks"] = json!({"startContainer": [
+            {"path": "/bin/sh", "args": ["sh", "-c", "exec mkdir /tmp/from-hook"]}
+        ]});
+    });
+    let (code, _, err) = run("sc-hook", &b);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains(
+            "startContainer hook #0 (/bin/sh): error running hook: killed by signal 31 (bad \
+             system call)"
+        ),
+        "{err}"
+    );
+    assert!(!b.rootfs().join("tmp/from-hook").exists());
+}
+
+#[test]
 fn kill_actions_kill_the_process() {
     if !require_root() {
         return;
@@ -471,10 +546,7 @@ fn a_bad_profile_fails_create_naming_the_field() {
     create_fails(
         "sc-notify",
         p,
-        &[
-            "config.json: linux.seccomp.syscalls[0].action:",
-            "SCMP_ACT_NOTIFY",
-        ],
+        &["config.json: linux.seccomp.listenerPath: must be set: syscalls[0] uses SCMP_ACT_NOTIFY"],
     );
 
     let mut p = block_mkdir("SCMP_ACT_ERRNO", None);
@@ -507,7 +579,12 @@ fn features_report_seccomp() {
     assert_eq!(s["enabled"], json!(true), "{s}");
     let has = |k: &str, v: &str| s[k].as_array().unwrap().iter().any(|x| x == v);
     assert!(has("actions", "SCMP_ACT_ERRNO") && has("actions", "SCMP_ACT_KILL_PROCESS"));
-    assert!(!has("actions", "SCMP_ACT_NOTIFY"));
+    assert!(has("actions", "SCMP_ACT_NOTIFY"));
+    // This kernel (5.19 and later) takes the listener flag that makes waiting killable.
+    assert!(has(
+        "supportedFlags",
+        "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"
+    ));
     assert!(has("operators", "SCMP_CMP_MASKED_EQ"));
     assert!(has("archs", "SCMP_ARCH_X86_64") && has("archs", "SCMP_ARCH_X86"));
     assert!(has("archs", "SCMP_ARCH_X32"));

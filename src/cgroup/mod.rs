@@ -332,6 +332,16 @@ impl Cgroup {
     }
 }
 
+/// Each recorded directory with its hierarchy's controllers (none for cgroup2), for `exec
+/// --cgroup CTRL:SUB`.
+pub fn controllers(rec: &Recorded) -> Vec<(Vec<String>, PathBuf)> {
+    let mi = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    match_hierarchies(&hierarchies(&mi), &rec.paths)
+        .into_iter()
+        .map(|(h, d)| (h.ctrls, d))
+        .collect()
+}
+
 /// Each recorded directory with the hierarchy it belongs to (directories under no mounted
 /// hierarchy any more are left out).
 fn match_hierarchies(hs: &[Hier], paths: &[PathBuf]) -> Vec<(Hier, PathBuf)> {

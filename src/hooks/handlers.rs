@@ -44,6 +44,8 @@ pub struct Target<'a> {
     pub init_pid: i32,
     pub init: &'a OwnedFd,
     pub spec: &'a Spec,
+    /// The container's state (the exec handler joins through it, as `hookrun exec` does).
+    pub state: &'a crate::state::State,
 }
 
 /// What ended a wait.
@@ -146,14 +148,16 @@ fn exec(
         Ok(f) => OwnedFd::from(f),
         Err(e) => return Outcome::fail(format!("open /dev/null: {e}")),
     };
-    let joined = match join::spawn(&JoinRequest {
-        init_pid: t.init_pid,
-        id: t.id,
+    let req = JoinRequest {
+        state: t.state,
         spec: t.spec,
         process: &process,
         stdio: Some([null.as_raw_fd(), out.as_raw_fd(), err.as_raw_fd()]),
         preserve_fds: 0,
-    }) {
+        cgroups: &t.state.cgroup.paths,
+        explicit_cgroup: false,
+    };
+    let joined = match join::spawn(&req, || {}) {
         Ok(j) => j,
         Err(e) => return Outcome::fail(e.to_string()),
     };

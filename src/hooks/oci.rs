@@ -79,9 +79,21 @@ pub fn state_doc(
 }
 
 /// Run every hook of `kind` in order; the first failure is returned, naming the kind and index.
+/// Each hook gets only its own `env`.
 pub fn run_all(kind: Kind, hooks: &[Hook], state: &str) -> Result<()> {
+    run_all_with_env(kind, hooks, state, None)
+}
+
+/// `run_all`, where a hook that gives no `env` at all gets `inherit` (startContainer hooks get
+/// the container process's environment, as runc gives it). `"env": []` still means none.
+pub fn run_all_with_env(
+    kind: Kind,
+    hooks: &[Hook],
+    state: &str,
+    inherit: Option<&[String]>,
+) -> Result<()> {
     for (i, h) in hooks.iter().enumerate() {
-        run_one(h, state).map_err(|e| {
+        run_one(h, state, inherit).map_err(|e| {
             Error::Child(format!(
                 "{} hook #{i} ({}): {e}",
                 kind.name(),
@@ -92,7 +104,7 @@ pub fn run_all(kind: Kind, hooks: &[Hook], state: &str) -> Result<()> {
     Ok(())
 }
 
-fn run_one(h: &Hook, state: &str) -> std::result::Result<(), String> {
+fn run_one(h: &Hook, state: &str, inherit: Option<&[String]>) -> std::result::Result<(), String> {
     let args = h.args().clone().unwrap_or_default();
     let mut cmd = Command::new(h.path());
     if let Some(a0) = args.first() {
@@ -108,7 +120,7 @@ fn run_one(h: &Hook, state: &str) -> std::result::Result<(), String> {
         .stderr(Stdio::from(err.try_clone().map_err(|e| e.to_string())?))
         // its own process group, so a timeout takes its children too
         .process_group(0);
-    for kv in h.env().iter().flatten() {
+    for kv in h.env().as_deref().or(inherit).into_iter().flatten() {
         if let Some((k, v)) = kv.split_once('=') {
             cmd.env(k, v);
         }
@@ -148,16 +160,32 @@ fn run_one(h: &Hook, state: &str) -> std::result::Result<(), String> {
     if text.is_empty() {
         text = String::from_utf8_lossy(&tail(out)).trim().to_string();
     }
+    // "error running hook" is runc's wording, which clients and runc's tests look for.
     let how = match (status.code(), status.signal()) {
-        (Some(c), _) => format!("exit status {c}"),
-        (_, Some(s)) => format!("killed by signal {s}"),
-        _ => "failed".to_string(),
+        (Some(c), _) => format!("error running hook: exit status {c}"),
+        (_, Some(s)) => format!(
+            "error running hook: killed by signal {s} ({})",
+            signal_text(s)
+        ),
+        _ => "error running hook: failed".to_string(),
     };
     Err(if text.is_empty() {
         how
     } else {
         format!("{how}: {text}")
     })
+}
+
+/// strsignal(3) in lowercase: "bad system call" for SIGSYS.
+fn signal_text(sig: i32) -> String {
+    // SAFETY: strsignal returns a pointer to a static or thread-local string (or NULL).
+    let p = unsafe { libc::strsignal(sig) };
+    if p.is_null() {
+        return format!("signal {sig}");
+    }
+    // SAFETY: a NUL-terminated string from strsignal, copied at once.
+    let s = unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy();
+    s.to_lowercase()
 }
 
 fn memfd(name: &str) -> std::result::Result<OwnedFd, String> {
@@ -206,6 +234,33 @@ mod tests {
     }
 
     #[test]
+    fn a_hook_without_env_inherits_what_it_is_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let script = format!("echo \"[$FROM_PROCESS]\" >> {}", out.display());
+        let bare = hook(serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", script]}));
+        let empty = hook(serde_json::json!({
+            "path": "/bin/sh", "args": ["sh", "-c", script], "env": []
+        }));
+        let inherit = ["FROM_PROCESS=yes".to_string()];
+        run_all_with_env(Kind::StartContainer, &[bare, empty], "{}", Some(&inherit)).unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "[yes]\n[]\n");
+    }
+
+    #[test]
+    fn a_hook_killed_by_a_signal_says_which() {
+        let h = hook(serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", "kill -SYS $$"]}));
+        let e = run_all(Kind::StartContainer, &[h], "{}")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "startContainer hook #0 (/bin/sh): error running hook: killed by signal 31 (bad \
+             system call)"
+        );
+    }
+
+    #[test]
     fn a_chatty_hook_cannot_block() {
         let h = hook(serde_json::json!({
             "path": "/bin/sh", "args": ["sh", "-c", "head -c 1000000 /dev/zero; echo last words >&2; exit 1"], "timeout": 10
@@ -213,7 +268,10 @@ mod tests {
         let e = run_all(Kind::Poststart, &[h], "{}")
             .unwrap_err()
             .to_string();
-        assert!(e.ends_with("exit status 1: last words"), "{e}");
+        assert!(
+            e.ends_with("error running hook: exit status 1: last words"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -225,7 +283,10 @@ mod tests {
         let e = run_all(Kind::CreateRuntime, &[ok, bad], "{}")
             .unwrap_err()
             .to_string();
-        assert_eq!(e, "createRuntime hook #1 (/bin/sh): exit status 3: nope");
+        assert_eq!(
+            e,
+            "createRuntime hook #1 (/bin/sh): error running hook: exit status 3: nope"
+        );
         let slow =
             hook(serde_json::json!({"path": "/bin/sleep", "args": ["sleep", "5"], "timeout": 1}));
         let t = Instant::now();

@@ -64,6 +64,7 @@ fn run_journaled(
         init_pid: st.pid,
         init: &init,
         spec,
+        state: st,
     };
     let out = handlers::run(h, &target, deadline, &mut |pid| {
         let start = proc_stat(pid).map(|s| s.1).unwrap_or(0);

@@ -51,6 +51,11 @@ pub enum Msg {
     /// The pty master of a `process.terminal` container, passed as SCM_RIGHTS (just before
     /// sync 2); the runtime hands it to `--console-socket` or proxies it in a foreground run.
     Pty,
+    /// The fd number of a seccomp listener in the sender, which the runtime takes with
+    /// pidfd_getfd and hands to the agent (seccomp/notify.rs: written without allocating).
+    SeccompListener { fd: i32 },
+    /// The agent has the listener: the sender closes its copy and goes on.
+    SeccompDone,
     /// sync 2: the init is set up and about to block on exec.fifo.
     Ready,
     /// The init failed; `msg` names the step and the cause.

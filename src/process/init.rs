@@ -201,7 +201,7 @@ fn setup(
     let mut creds = Creds::from_process(process, !rootless_single_map(plan))?;
     // Compiled by spec::validate; loaded by creds.apply() just before execve.
     creds.seccomp = plan.seccomp.clone();
-    let exec = Exec {
+    let mut exec = Exec {
         path: rootfs::cpath(&path),
         argv: args
             .iter()
@@ -225,9 +225,13 @@ fn setup(
             .console_size()
             .as_ref()
             .map(|b| (b.height() as u16, b.width() as u16));
-        let master = crate::tty::open_pty(size, exec.creds.uid, exec.creds.gid)?;
+        let master = crate::tty::open_pty(size, exec.creds.uid)?;
         chan.send_fd(&Msg::Pty, master.as_raw_fd())?;
     }
+    exec.creds.check_held()?;
+    // A seccomp listener must reach its agent while `create` is here to take it: such a filter
+    // loads now, before sync 2 (as runc loads every filter); any other loads before execve.
+    exec.creds.hand_off_listener(chan)?;
     // SAFETY: as above; from here on the init outlives `create`.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
     Ok(Some(exec))
@@ -284,14 +288,22 @@ fn finish(exec: Option<Exec>, statedir: &OwnedFd, opts: &InitOpts) -> (Error, bo
                 "config.json: process is not set: there is nothing to start",
             ));
         };
-        crate::hooks::oci::run_all(
-            crate::hooks::oci::Kind::StartContainer,
-            &exec.start_hooks,
-            &exec.start_state,
-        )?;
         nix::sys::stat::umask(Mode::from_bits_truncate(exec.umask));
         security::close_fds_on_exec(opts.preserve_fds)?;
         exec.creds.apply()?;
+        // As runc runs them: as the container's user, under its seccomp filter, with the
+        // process's environment when a hook gives none of its own.
+        let env: Vec<String> = exec
+            .env
+            .iter()
+            .map(|e| e.to_string_lossy().into())
+            .collect();
+        crate::hooks::oci::run_all_with_env(
+            crate::hooks::oci::Kind::StartContainer,
+            &exec.start_hooks,
+            &exec.start_state,
+            Some(&env),
+        )?;
         let e = nix::unistd::execve(&exec.path, &exec.argv, &exec.env).unwrap_err();
         Err(Error::sys(
             format!("exec {}", exec.path.to_string_lossy()),

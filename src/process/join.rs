@@ -7,11 +7,16 @@
 //!  runtime                                       joining child (clone3, in the container's
 //!                                                pid and time namespaces already)
 //!  setns pid/time *_for_children → clone3 ───▶  (blocks in recv)
-//!  write child pid to the init's cgroups
+//!  write child pid to the container's cgroups
+//!  (exec: the container lock is dropped here)
 //!  sync 1: Msg::Go ─────────────────────────▶   setns user, then mnt uts ipc net cgroup;
 //!                                                chroot to the init's root; pty; rlimits;
-//!                                                cwd; uid/gid/caps/no_new_privs; seccomp
+//!                                                cwd; [listener: seccomp, see below];
+//!                                                uid/gid/caps/no_new_privs; seccomp
 //!        ◀────────────────  Msg::Pty (when a terminal is asked for)
+//!        ◀────────────────  Msg::SeccompListener { fd } (a profile with SCMP_ACT_NOTIFY)
+//!  pidfd_getfd, hand it to the agent
+//!  Msg::SeccompDone ────────────────────────▶
 //!        ◀────────────────  EOF on execve (CLOEXEC), or Msg::Error{msg}
 //! ```
 
@@ -30,6 +35,7 @@ use oci_spec::runtime::{Process, Spec};
 use super::channel::{self, Channel, Msg};
 use crate::error::{Ctx, Error, Result};
 use crate::security::{self, Creds};
+use crate::state::State;
 
 /// Namespace kinds in the order they are joined: user first (it owns the others), mnt before
 /// the rest is not required but keeps /proc lookups below on the host until the end.
@@ -44,8 +50,8 @@ const KINDS: [(&str, libc::c_int); 6] = [
 
 /// What to run and how.
 pub struct JoinRequest<'a> {
-    pub init_pid: i32,
-    pub id: &'a str,
+    /// The container: its init, id, bundle and annotations (for a seccomp agent).
+    pub state: &'a State,
     /// The container's config (saved at create): seccomp, sysctl-free process defaults.
     pub spec: &'a Spec,
     /// The process to run, already merged with the container's settings.
@@ -53,6 +59,10 @@ pub struct JoinRequest<'a> {
     /// stdin/stdout/stderr for the new process; `None` inherits the runtime's.
     pub stdio: Option<[RawFd; 3]>,
     pub preserve_fds: u32,
+    /// The cgroup directories to put it in: the container's recorded ones, or the sub-cgroups
+    /// `exec --cgroup` asked for (`explicit_cgroup`: then no fallback to the init's cgroup).
+    pub cgroups: &'a [PathBuf],
+    pub explicit_cgroup: bool,
 }
 
 pub struct Joined {
@@ -71,42 +81,60 @@ fn differs(pid: i32, kind: &str) -> bool {
     theirs.is_some() && theirs != fs::read_link(format!("/proc/self/ns/{kind}")).ok()
 }
 
-/// The init's cgroup.procs files, one per hierarchy, from /proc/<pid>/cgroup — only those of
-/// hierarchies where the init is not in our own cgroup already (rootless containers without a
-/// cgroup of their own share ours, and may not write the files anyway).
-fn cgroup_procs(pid: i32) -> Vec<PathBuf> {
-    let cg = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-    let ours = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let mut out = Vec::new();
-    for line in cg.lines() {
-        if ours.lines().any(|l| l == line) {
-            continue;
-        }
-        let mut it = line.splitn(3, ':');
-        let (Some(_), Some(ctrls), Some(path)) = (it.next(), it.next(), it.next()) else {
-            continue;
-        };
-        let base = if ctrls.is_empty() {
-            if Path::new("/sys/fs/cgroup/unified").is_dir() {
-                PathBuf::from("/sys/fs/cgroup/unified")
-            } else {
-                PathBuf::from("/sys/fs/cgroup")
+/// Put `child` in each cgroup directory. Where cgroup2 refuses (EBUSY: domain controllers are
+/// on in that directory, so it may hold no process) and no sub-cgroup was asked for, the child
+/// goes to the init's own cgroup below it, as runc does.
+fn place(child: i32, init: i32, dirs: &[PathBuf], explicit: bool) -> Result<()> {
+    let adding = |procs: &Path, e: std::io::Error| {
+        let cause = e.raw_os_error().map_or_else(
+            || e.to_string(),
+            |n| crate::error::errno_text(Errno::from_raw(n)),
+        );
+        Error::Child(format!(
+            "join cgroup: adding pid {child} to {}: {cause}",
+            procs.display()
+        ))
+    };
+    for d in dirs {
+        let procs = d.join("cgroup.procs");
+        match fs::write(&procs, child.to_string()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && !explicit => {
+                let Some(alt) = init_cgroup2_below(d, init) else {
+                    return Err(adding(&procs, e));
+                };
+                let procs = alt.join("cgroup.procs");
+                fs::write(&procs, child.to_string()).map_err(|e| adding(&procs, e))?;
             }
-        } else {
-            let name = ctrls.strip_prefix("name=").unwrap_or(ctrls);
-            PathBuf::from("/sys/fs/cgroup").join(name)
-        };
-        let p = base.join(path.trim_start_matches('/')).join("cgroup.procs");
-        if p.exists() {
-            out.push(p);
+            Err(e) => return Err(adding(&procs, e)),
         }
     }
-    out
+    Ok(())
 }
 
-/// Start a process in the container; returns once it has exec'd (or with its error).
-pub fn spawn(req: &JoinRequest) -> Result<Joined> {
-    let pid = req.init_pid;
+/// The init's cgroup2 directory when it lies below `dir` (the init moved itself into a child
+/// cgroup): /proc/<init>/cgroup gives its path, whose leading part is `dir`'s trailing one.
+fn init_cgroup2_below(dir: &Path, init: i32) -> Option<PathBuf> {
+    let cg = fs::read_to_string(format!("/proc/{init}/cgroup")).ok()?;
+    let path = cg.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let theirs: Vec<_> = Path::new(path).components().skip(1).collect();
+    let ours: Vec<_> = dir.components().collect();
+    let k = (0..=theirs.len().min(ours.len()))
+        .rev()
+        .find(|&k| ours[ours.len() - k..] == theirs[..k])?;
+    (theirs.len() > k).then(|| {
+        let mut p = dir.to_path_buf();
+        p.extend(&theirs[k..]);
+        p
+    })
+}
+
+/// Start a process in the container; returns once it has exec'd (or with its error). `placed`
+/// runs once the process is in the container's cgroups: from then on a `delete` or `kill
+/// --all` reaches it, so `exec` lets go of the container lock there (a paused container can
+/// then be resumed while an `exec --ignore-paused` waits).
+pub fn spawn(req: &JoinRequest, placed: impl FnOnce()) -> Result<Joined> {
+    let pid = req.state.pid;
     let (ours, theirs) = channel::pair()?;
     // Opened on the host side: the init's root (to chroot into after joining) and its
     // namespaces (by fd, so a pid reuse between here and setns cannot swap them).
@@ -125,6 +153,8 @@ pub fn spawn(req: &JoinRequest) -> Result<Joined> {
     }
     let filter =
         crate::seccomp::compile(req.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()))?;
+    let st = req.state;
+    let agent = crate::seccomp::Agent::of(filter.as_ref(), &st.id, &st.bundle, &st.annotations);
     let mut creds = Creds::from_process(req.process, !setgroups_denied(pid))?;
     creds.seccomp = filter;
     let args = req.process.args().clone().unwrap_or_default();
@@ -181,6 +211,19 @@ pub fn spawn(req: &JoinRequest) -> Result<Joined> {
         // SAFETY: clone3 with CLONE_PIDFD stored a new fd we now own.
         (child, unsafe { OwnedFd::from_raw_fd(pidfd) })
     };
+    run_to_exec(req, ours, child, pidfd, agent.as_ref(), placed)
+}
+
+/// From the clone to the child's execve: cgroups (then `placed`), sync 1, and the messages on
+/// the way (pty, seccomp listener). Any failure kills and reaps the child.
+fn run_to_exec(
+    req: &JoinRequest,
+    ours: Channel,
+    child: i32,
+    pidfd: OwnedFd,
+    agent: Option<&crate::seccomp::Agent>,
+    placed: impl FnOnce(),
+) -> Result<Joined> {
     let kill = |e: Error| {
         // SAFETY: kill(2) and waitpid on our own unreaped child.
         unsafe { libc::kill(child, libc::SIGKILL) };
@@ -188,10 +231,8 @@ pub fn spawn(req: &JoinRequest) -> Result<Joined> {
         e
     };
     // Charged to the container from its first instruction on: placed before it runs anything.
-    for procs in cgroup_procs(pid) {
-        fs::write(&procs, child.to_string())
-            .map_err(|e| kill(Error::io("join cgroup", &procs, e)))?;
-    }
+    place(child, req.state.pid, req.cgroups, req.explicit_cgroup).map_err(kill)?;
+    placed();
     ours.send(&Msg::Go).map_err(kill)?; // sync 1
     crate::log::debug(format!(
         "<= nsexec container setup: process {child} released (sync 1: cgroup joined)"
@@ -200,6 +241,14 @@ pub fn spawn(req: &JoinRequest) -> Result<Joined> {
     loop {
         match ours.recv_fd().map_err(kill)? {
             Some((Msg::Pty, fd)) => pty = fd,
+            Some((Msg::SeccompListener { fd }, _)) => {
+                let a = agent
+                    .ok_or_else(|| Error::Child("a seccomp listener without an agent".into()))
+                    .map_err(kill)?;
+                a.deliver(&pidfd, fd, child, req.state.pid, "running")
+                    .map_err(kill)?;
+                ours.send(&Msg::SeccompDone).map_err(kill)?;
+            }
             Some((Msg::Error { msg }, _)) => return Err(kill(Error::Child(msg))),
             Some((m, _)) => return Err(kill(Error::Child(format!("unexpected message: {m:?}")))),
             None => break, // exec'd: the channel closed with it
@@ -261,6 +310,23 @@ fn spawn_via_middle(
     })
 }
 
+/// Close every fd from 3 + `preserve` on but those in `keep`.
+fn close_inherited(preserve: u32, keep: &[RawFd]) {
+    let fds: Vec<RawFd> = fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .collect();
+    for fd in fds {
+        if fd >= 3 + preserve as RawFd && !keep.contains(&fd) {
+            // SAFETY: closing an fd of this (cloned) process that nothing here uses; the
+            // read_dir handle is closed already.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
 /// /proc/<pid>/setgroups says "deny" in a rootless user namespace.
 fn setgroups_denied(pid: i32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/setgroups")).is_ok_and(|s| s.trim() == "deny")
@@ -285,7 +351,7 @@ fn child_setup(
     chan: &Channel,
     joins: &[(OwnedFd, CloneFlags, &str)],
     root: &OwnedFd,
-    creds: Creds,
+    mut creds: Creds,
     args: Vec<String>,
 ) -> Error {
     let r = (|| -> Result<std::convert::Infallible> {
@@ -298,6 +364,11 @@ fn child_setup(
                 Errno::result(unsafe { libc::dup2(from, to) }).ctx(|| "dup2 stdio")?;
             }
         }
+        // The runtime's other fds, the container lock above all: a child that waits (in a
+        // paused container's frozen cgroup) must not hold it for the runtime.
+        let mut keep = vec![chan.raw(), root.as_raw_fd()];
+        keep.extend(joins.iter().map(|(fd, _, _)| fd.as_raw_fd()));
+        close_inherited(req.preserve_fds, &keep);
         match chan.recv()? {
             Some(Msg::Go) => {}
             m => {
@@ -319,13 +390,15 @@ fn child_setup(
         nix::unistd::fchdir(root).ctx(|| "enter the container's root")?;
         nix::unistd::chroot(".").ctx(|| "chroot to the container's root")?;
         nix::unistd::setsid().ctx(|| "setsid")?;
+        // Here, in the container's user namespace, the capabilities to hand out are known.
+        creds.check_held()?;
         let process = req.process;
         if process.terminal().unwrap_or(false) {
             let size = process
                 .console_size()
                 .as_ref()
                 .map(|b| (b.height() as u16, b.width() as u16));
-            let master = crate::tty::open_pty(size, creds.uid, creds.gid)?;
+            let master = crate::tty::open_pty(size, creds.uid)?;
             chan.send_fd(&Msg::Pty, master.as_raw_fd())?;
         }
         security::set_rlimits(process)?;
@@ -347,6 +420,8 @@ fn child_setup(
             path.display()
         ));
         security::close_fds_on_exec(req.preserve_fds)?;
+        // A filter with a listener loads before the credentials change (security.rs says why).
+        creds.hand_off_listener(chan)?;
         // uid/gid, capabilities, no_new_privs and the seccomp filter, in the init's order.
         creds.apply()?;
         // A detached exec outlives this runtime (execve keeps the parent-death signal).

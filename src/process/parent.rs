@@ -348,15 +348,24 @@ pub fn write_id_maps(
 
 /// Wait until the init reports it is set up (sync 2), turning a failure into the init's message.
 /// Returns the pty master when the init made one (`process.terminal`).
-/// `on_mounted` runs the runtime's create-time hooks at sync 2a.
+/// `on_mounted` runs the runtime's create-time hooks at sync 2a; `agent` takes the init's
+/// seccomp listener, when its profile has one.
 pub fn wait_ready(
     child: &Child,
     on_mounted: &mut dyn FnMut() -> Result<()>,
+    agent: Option<&crate::seccomp::Agent>,
 ) -> Result<Option<OwnedFd>> {
     let mut pty = None;
     loop {
         match child.chan.recv_fd()? {
             Some((Msg::Pty, fd)) => pty = fd,
+            Some((Msg::SeccompListener { fd }, _)) => {
+                let a = agent
+                    .ok_or_else(|| Error::Child("a seccomp listener without an agent".into()))?;
+                // "creating", as runc reports the container to the agent at this point.
+                a.deliver(&child.pidfd, fd, child.pid, child.pid, "creating")?;
+                child.chan.send(&Msg::SeccompDone)?;
+            }
             Some((Msg::Mounted, _)) => {
                 on_mounted()?;
                 child.chan.send(&Msg::HooksDone)?; // sync 2b

@@ -1,12 +1,22 @@
-//! Seccomp: compile the OCI `linux.seccomp` profile into a BPF program with libseccomp, and load
-//! it. runs in: the runtime (compile, while validating config.json, so a bad profile fails
-//! `create` before any process exists) and the container init (load, the last step before
-//! execve, so the profile binds the entrypoint and none of hookrun's own setup).
+//! Seccomp: compile the OCI `linux.seccomp` profile into a BPF program with libseccomp (with
+//! runc's -ENOSYS stub in front, see enosys.rs), and load it. runs in: the runtime (compile,
+//! while validating config.json, so a bad profile fails `create` before any process exists)
+//! and the process that loads it: the container init, as the last step before execve so the
+//! profile binds the entrypoint and none of hookrun's own setup, or, for a profile with an
+//! SCMP_ACT_NOTIFY listener, before the credentials change (see notify.rs and security.rs).
 //!
 //! The program is kept as plain BPF instructions, not as a libseccomp context: the init inherits
 //! it through clone3 and loads it with one seccomp(2) call, no library state involved.
 
+mod enosys;
+mod features;
+mod notify;
+
+pub use features::features;
+pub use notify::{announce, Agent, Listener};
+
 use std::io::{Read, Seek};
+use std::os::fd::{FromRawFd, OwnedFd};
 
 use libseccomp::ScmpSyscall;
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext};
@@ -22,21 +32,27 @@ use crate::error::{Error, Result};
 const FLAG_TSYNC: u32 = 1;
 const FLAG_LOG: u32 = 2;
 const FLAG_SPEC_ALLOW: u32 = 4;
+const FLAG_NEW_LISTENER: u32 = 8;
+const FLAG_TSYNC_ESRCH: u32 = 16;
+const FLAG_WAIT_KILLABLE_RECV: u32 = 32;
 
 /// A compiled profile: the BPF program and the flags for seccomp(SECCOMP_SET_MODE_FILTER).
 #[derive(Clone)]
 pub struct Filter {
     prog: Vec<libc::sock_filter>,
     flags: u32,
+    /// Set when a rule uses SCMP_ACT_NOTIFY: loading then yields a listener fd for the agent.
+    pub listener: Option<Listener>,
 }
 
 impl std::fmt::Debug for Filter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "Filter({} instructions, flags {:#x})",
+            "Filter({} instructions, flags {:#x}, listener {:?})",
             self.prog.len(),
-            self.flags
+            self.flags,
+            self.listener
         )
     }
 }
@@ -45,9 +61,9 @@ fn field(f: &str, msg: impl std::fmt::Display) -> Error {
     Error::invalid(format!("config.json: linux.seccomp.{f}: {msg}"))
 }
 
-/// The libseccomp action for an OCI action (field `f`, its errno in field `fe`); the errno
-/// defaults to EPERM as in runc.
-fn action(a: Act, errno_ret: Option<u32>, f: &str, fe: &str) -> Result<ScmpAction> {
+/// The libseccomp action for an OCI action (its errno in field `fe`); the errno defaults to
+/// EPERM as in runc.
+fn action(a: Act, errno_ret: Option<u32>, fe: &str) -> Result<ScmpAction> {
     let errno = || -> Result<u16> {
         match errno_ret {
             None => Ok(libc::EPERM as u16),
@@ -64,13 +80,8 @@ fn action(a: Act, errno_ret: Option<u32>, f: &str, fe: &str) -> Result<ScmpActio
         Act::ScmpActTrace => ScmpAction::Trace(errno()?),
         Act::ScmpActLog => ScmpAction::Log,
         Act::ScmpActAllow => ScmpAction::Allow,
-        Act::ScmpActNotify => {
-            return Err(field(
-                f,
-                "SCMP_ACT_NOTIFY needs a seccomp agent (listenerPath), which hookrun does not \
-                 support; use another action",
-            ))
-        }
+        // Where it is allowed (not the default action, a listenerPath set) is compile's to check.
+        Act::ScmpActNotify => ScmpAction::Notify,
     })
 }
 
@@ -130,19 +141,23 @@ fn lib(what: impl std::fmt::Display, e: libseccomp::error::SeccompError) -> Erro
 
 /// Compile `linux.seccomp` (None when absent). Errors name the field. Syscall names the
 /// running libseccomp does not know are skipped with a debug log, as runc does: a profile
-/// written for a newer kernel still loads.
+/// written for a newer kernel still loads, and its calls above the highest one known here get
+/// ENOSYS (enosys.rs) when the default action is not an allow.
 pub fn compile(s: Option<&LinuxSeccomp>) -> Result<Option<Filter>> {
     let Some(s) = s else { return Ok(None) };
-    let default = action(
-        s.default_action(),
-        s.default_errno_ret(),
-        "defaultAction",
-        "defaultErrnoRet",
-    )?;
+    if s.default_action() == Act::ScmpActNotify {
+        return Err(field(
+            "defaultAction",
+            "SCMP_ACT_NOTIFY cannot be used as default action",
+        ));
+    }
+    let default = action(s.default_action(), s.default_errno_ret(), "defaultErrnoRet")?;
     let mut ctx = ScmpFilterContext::new(default).map_err(|e| lib("linux.seccomp", e))?;
     // libseccomp would set no_new_privs itself on load; that is process.noNewPrivileges' call.
     ctx.set_ctl_nnp(false)
         .map_err(|e| lib("linux.seccomp", e))?;
+    // libseccomp's filter always covers the native architecture, and the listed ones.
+    let mut archs = vec![ScmpArch::native()];
     for (i, a) in s.architectures().iter().flatten().enumerate() {
         ctx.add_arch(arch(*a)).map_err(|e| {
             field(
@@ -150,74 +165,143 @@ pub fn compile(s: Option<&LinuxSeccomp>) -> Result<Option<Filter>> {
                 format!("{a} is not supported here (libseccomp: {e})"),
             )
         })?;
+        archs.push(match arch(*a) {
+            ScmpArch::Native => ScmpArch::native(),
+            other => other,
+        });
     }
+    let listener = listener(s)?;
+    let mut names: Vec<&str> = Vec::new();
+    for (i, sc) in s.syscalls().iter().flatten().enumerate() {
+        add_rule(&mut ctx, default, i, sc)?;
+        names.extend(sc.names().iter().map(String::as_str));
+    }
+    let mut prog = export(&ctx).map_err(|e| Error::Child(format!("export seccomp filter: {e}")))?;
+    let allows = matches!(
+        default,
+        ScmpAction::Allow | ScmpAction::Log | ScmpAction::Trace(_)
+    );
+    if !allows && default != ScmpAction::Errno(libc::ENOSYS) {
+        let stub = enosys::stub(&archs, &names)
+            .map_err(|e| Error::Child(format!("seccomp -ENOSYS stub: {e}")))?;
+        prog.splice(0..0, stub);
+    }
+    Ok(Some(Filter {
+        prog,
+        flags: flags(s, listener.is_some()),
+        listener,
+    }))
+}
+
+/// The listener of a profile with SCMP_ACT_NOTIFY rules. As in runc, it needs a listenerPath,
+/// and `write` may not be sent to the agent (notify.rs says why).
+fn listener(s: &LinuxSeccomp) -> Result<Option<Listener>> {
+    let mut first = None;
+    for (i, sc) in s.syscalls().iter().flatten().enumerate() {
+        if sc.action() != Act::ScmpActNotify {
+            continue;
+        }
+        if sc.names().iter().any(|n| n == "write") {
+            return Err(field(
+                &format!("syscalls[{i}]"),
+                "SCMP_ACT_NOTIFY cannot be used for the write syscall (the listener is \
+                 announced with it, before the agent has it)",
+            ));
+        }
+        first.get_or_insert(i);
+    }
+    let Some(i) = first else { return Ok(None) };
+    let path = s.listener_path().clone().unwrap_or_default();
+    if path.as_os_str().is_empty() {
+        return Err(field(
+            "listenerPath",
+            format!("must be set: syscalls[{i}] uses SCMP_ACT_NOTIFY"),
+        ));
+    }
+    Ok(Some(Listener {
+        path,
+        metadata: s.listener_metadata().clone().unwrap_or_default(),
+    }))
+}
+
+/// seccomp(2) flags of the profile; a listener adds NEW_LISTENER (and TSYNC_ESRCH with TSYNC,
+/// which the kernel wants when both are asked for).
+fn flags(s: &LinuxSeccomp, listener: bool) -> u32 {
     let mut flags = 0;
     for f in s.flags().iter().flatten() {
         match f {
             Flag::SeccompFilterFlagLog => flags |= FLAG_LOG,
             Flag::SeccompFilterFlagSpecAllow => flags |= FLAG_SPEC_ALLOW,
             Flag::SeccompFilterFlagTsync => flags |= FLAG_TSYNC,
-            // Only meaningful with a notify listener, which is refused above.
+            Flag::SeccompFilterFlagWaitKillableRecv if listener => flags |= FLAG_WAIT_KILLABLE_RECV,
+            // The kernel refuses it without a listener.
             Flag::SeccompFilterFlagWaitKillableRecv => {
                 crate::log::debug(format!("seccomp: flag {f} ignored (no SCMP_ACT_NOTIFY)"))
             }
         }
     }
-
-    for (i, sc) in s.syscalls().iter().flatten().enumerate() {
-        let f = format!("syscalls[{i}]");
-        let act = action(
-            sc.action(),
-            sc.errno_ret(),
-            &format!("{f}.action"),
-            &format!("{f}.errnoRet"),
-        )?;
-        if sc.names().is_empty() {
-            return Err(field(&format!("{f}.names"), "must not be empty"));
+    if listener {
+        flags |= FLAG_NEW_LISTENER;
+        if flags & FLAG_TSYNC != 0 {
+            flags |= FLAG_TSYNC_ESRCH;
         }
-        let args = sc.args().as_deref().unwrap_or(&[]);
-        let mut conds = Vec::with_capacity(args.len());
-        for (j, a) in args.iter().enumerate() {
-            conds.push(condition(
-                a.index(),
-                a.op(),
-                a.value(),
-                a.value_two().unwrap_or(0),
-                &format!("{f}.args[{j}]"),
-            )?);
+    }
+    flags
+}
+
+/// Add the rules of `syscalls[i]` to `ctx`.
+fn add_rule(
+    ctx: &mut ScmpFilterContext,
+    default: ScmpAction,
+    i: usize,
+    sc: &oci_spec::runtime::LinuxSyscall,
+) -> Result<()> {
+    let f = format!("syscalls[{i}]");
+    let act = action(sc.action(), sc.errno_ret(), &format!("{f}.errnoRet"))?;
+    if sc.names().is_empty() {
+        return Err(field(&format!("{f}.names"), "must not be empty"));
+    }
+    let args = sc.args().as_deref().unwrap_or(&[]);
+    let mut conds = Vec::with_capacity(args.len());
+    for (j, a) in args.iter().enumerate() {
+        conds.push(condition(
+            a.index(),
+            a.op(),
+            a.value(),
+            a.value_two().unwrap_or(0),
+            &format!("{f}.args[{j}]"),
+        )?);
+    }
+    // Two conditions on one argument cannot be ANDed in one libseccomp rule: like runc, give
+    // each its own rule then.
+    let mut seen = [false; 6];
+    let repeated = args
+        .iter()
+        .any(|a| std::mem::replace(&mut seen[a.index()], true));
+    for (j, name) in sc.names().iter().enumerate() {
+        if name.is_empty() {
+            return Err(field(&format!("{f}.names[{j}]"), "empty syscall name"));
         }
         // libseccomp refuses a rule that repeats the default action; it would change nothing.
         if act == default {
             continue;
         }
-        // Two conditions on one argument cannot be ANDed in one libseccomp rule: like runc,
-        // give each its own rule then.
-        let mut seen = [false; 6];
-        let repeated = args
-            .iter()
-            .any(|a| std::mem::replace(&mut seen[a.index()], true));
-        for (j, name) in sc.names().iter().enumerate() {
-            if name.is_empty() {
-                return Err(field(&format!("{f}.names[{j}]"), "empty syscall name"));
-            }
-            let Ok(nr) = ScmpSyscall::from_name(name) else {
-                crate::log::debug(format!("seccomp: unknown syscall {name:?} skipped"));
-                continue;
-            };
-            let what = || format!("config.json: linux.seccomp.{f}.names[{j}] ({name})");
-            if repeated {
-                for c in &conds {
-                    ctx.add_rule_conditional(act, nr, std::slice::from_ref(c))
-                        .map_err(|e| lib(what(), e))?;
-                }
-            } else {
-                ctx.add_rule_conditional(act, nr, &conds)
+        let Ok(nr) = ScmpSyscall::from_name(name) else {
+            crate::log::debug(format!("seccomp: unknown syscall {name:?} skipped"));
+            continue;
+        };
+        let what = || format!("config.json: linux.seccomp.{f}.names[{j}] ({name})");
+        if repeated {
+            for c in &conds {
+                ctx.add_rule_conditional(act, nr, std::slice::from_ref(c))
                     .map_err(|e| lib(what(), e))?;
             }
+        } else {
+            ctx.add_rule_conditional(act, nr, &conds)
+                .map_err(|e| lib(what(), e))?;
         }
     }
-    let prog = export(&ctx).map_err(|e| Error::Child(format!("export seccomp filter: {e}")))?;
-    Ok(Some(Filter { prog, flags }))
+    Ok(())
 }
 
 /// The BPF program libseccomp generates, through a memfd (libseccomp 2.5 has no in-memory
@@ -258,7 +342,7 @@ impl Filter {
 
     /// Install the filter on this process. The kernel wants no_new_privs set or CAP_SYS_ADMIN
     /// in the effective set (see `Creds::apply` for where each case loads).
-    pub fn load(&self) -> Result<()> {
+    pub fn load(&self) -> Result<Option<OwnedFd>> {
         let prog = libc::sock_fprog {
             len: self.prog.len() as u16,
             filter: self.prog.as_ptr() as *mut libc::sock_filter,
@@ -274,7 +358,13 @@ impl Filter {
             )
         };
         match Errno::result(rc) {
-            Ok(_) => Ok(()),
+            // With NEW_LISTENER the kernel returns the listener, close-on-exec. Nothing on
+            // this path allocates: see notify.rs.
+            Ok(fd) if self.flags & FLAG_NEW_LISTENER != 0 => {
+                // SAFETY: that fd is new and ours.
+                Ok(Some(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
+            }
+            Ok(_) => Ok(None),
             Err(e @ Errno::EACCES) => Err(Error::sys(
                 "load seccomp filter (without process.noNewPrivileges this needs CAP_SYS_ADMIN)",
                 e,
@@ -283,78 +373,6 @@ impl Filter {
         }
     }
 }
-
-/// What `features` reports under `linux.seccomp`.
-pub fn features() -> serde_json::Value {
-    let actions = [
-        Act::ScmpActAllow,
-        Act::ScmpActErrno,
-        Act::ScmpActKill,
-        Act::ScmpActKillProcess,
-        Act::ScmpActKillThread,
-        Act::ScmpActLog,
-        Act::ScmpActTrace,
-        Act::ScmpActTrap,
-    ];
-    let ops = [
-        Op::ScmpCmpEq,
-        Op::ScmpCmpGe,
-        Op::ScmpCmpGt,
-        Op::ScmpCmpLe,
-        Op::ScmpCmpLt,
-        Op::ScmpCmpMaskedEq,
-        Op::ScmpCmpNe,
-    ];
-    // The architectures the installed libseccomp can build a filter for.
-    let archs: Vec<String> = ALL_ARCHS
-        .iter()
-        .filter(|a| {
-            ScmpFilterContext::new(ScmpAction::Allow)
-                .and_then(|mut c| c.add_arch(arch(**a)).map(drop))
-                .is_ok()
-        })
-        .map(|a| a.to_string())
-        .collect();
-    let flags = [
-        Flag::SeccompFilterFlagLog,
-        Flag::SeccompFilterFlagSpecAllow,
-        Flag::SeccompFilterFlagTsync,
-    ];
-    serde_json::json!({
-        "enabled": true,
-        "actions": actions.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-        "operators": ops.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
-        "archs": archs,
-        "knownFlags": flags.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
-        "supportedFlags": flags.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
-    })
-}
-
-const ALL_ARCHS: [Arch; 23] = [
-    Arch::ScmpArchX86,
-    Arch::ScmpArchX86_64,
-    Arch::ScmpArchX32,
-    Arch::ScmpArchArm,
-    Arch::ScmpArchAarch64,
-    Arch::ScmpArchMips,
-    Arch::ScmpArchMips64,
-    Arch::ScmpArchMips64n32,
-    Arch::ScmpArchMipsel,
-    Arch::ScmpArchMipsel64,
-    Arch::ScmpArchMipsel64n32,
-    Arch::ScmpArchPpc,
-    Arch::ScmpArchPpc64,
-    Arch::ScmpArchPpc64le,
-    Arch::ScmpArchS390,
-    Arch::ScmpArchS390x,
-    Arch::ScmpArchParisc,
-    Arch::ScmpArchParisc64,
-    Arch::ScmpArchRiscv64,
-    Arch::ScmpArchLoongarch64,
-    Arch::ScmpArchM68k,
-    Arch::ScmpArchSh,
-    Arch::ScmpArchSheb,
-];
 
 #[cfg(test)]
 mod tests {
@@ -378,7 +396,7 @@ mod tests {
 
     #[test]
     fn actions_translate_with_runcs_errno_defaults() {
-        let a = |x, e| action(x, e, "a", "e").unwrap();
+        let a = |x, e| action(x, e, "e").unwrap();
         assert_eq!(a(Act::ScmpActErrno, None), ScmpAction::Errno(libc::EPERM));
         assert_eq!(a(Act::ScmpActErrno, Some(38)), ScmpAction::Errno(38));
         assert_eq!(
@@ -391,7 +409,7 @@ mod tests {
         assert_eq!(a(Act::ScmpActLog, None), ScmpAction::Log);
         assert_eq!(a(Act::ScmpActTrap, None), ScmpAction::Trap);
         assert_eq!(a(Act::ScmpActAllow, Some(5)), ScmpAction::Allow);
-        let e = action(Act::ScmpActErrno, Some(70000), "x.action", "x.errnoRet").unwrap_err();
+        let e = action(Act::ScmpActErrno, Some(70000), "x.errnoRet").unwrap_err();
         assert_eq!(
             e.to_string(),
             "config.json: linux.seccomp.x.errnoRet: 70000 is out of range (0 to 65535)"
@@ -480,17 +498,61 @@ mod tests {
     }
 
     #[test]
-    fn features_list_what_compiles() {
-        let f = features();
-        assert_eq!(f["enabled"], true);
-        for a in f["actions"].as_array().unwrap() {
-            let a: Act = serde_json::from_value(a.clone()).unwrap();
-            action(a, None, "a", "e").unwrap();
-        }
-        assert_eq!(f["operators"].as_array().unwrap().len(), 7);
-        assert!(f["archs"]
-            .as_array()
-            .unwrap()
-            .contains(&"SCMP_ARCH_X86".into()));
+    fn notify_needs_a_listener_path_and_spares_write() {
+        let notify = |names: serde_json::Value| {
+            serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                {"names": ["read"], "action": "SCMP_ACT_ERRNO"},
+                {"names": names, "action": "SCMP_ACT_NOTIFY"}
+            ]})
+        };
+        assert_eq!(
+            err(notify(serde_json::json!(["mkdir"]))),
+            "config.json: linux.seccomp.listenerPath: must be set: syscalls[1] uses \
+             SCMP_ACT_NOTIFY"
+        );
+        let mut v = notify(serde_json::json!(["mkdir", "write"]));
+        v["listenerPath"] = "/run/agent.sock".into();
+        assert!(err(v.clone()).starts_with(
+            "config.json: linux.seccomp.syscalls[1]: SCMP_ACT_NOTIFY cannot be used for the \
+             write syscall"
+        ));
+        v["syscalls"][1]["names"] = serde_json::json!(["mkdir"]);
+        v["listenerMetadata"] = "bar".into();
+        v["flags"] = serde_json::json!(["SECCOMP_FILTER_FLAG_TSYNC"]);
+        let f = compile(Some(&profile(v.clone()))).unwrap().unwrap();
+        assert_eq!(
+            f.listener,
+            Some(Listener {
+                path: "/run/agent.sock".into(),
+                metadata: "bar".into()
+            })
+        );
+        assert_eq!(f.flags, FLAG_TSYNC | FLAG_TSYNC_ESRCH | FLAG_NEW_LISTENER);
+        // A listenerPath alone, with no SCMP_ACT_NOTIFY rule, asks for nothing (as runc).
+        v["syscalls"][1]["action"] = "SCMP_ACT_ERRNO".into();
+        let f = compile(Some(&profile(v))).unwrap().unwrap();
+        assert_eq!((f.listener.as_ref(), f.flags), (None, FLAG_TSYNC));
+    }
+
+    #[test]
+    fn enosys_stub_only_where_the_default_refuses() {
+        let v = |default: &str, errno: Option<u32>| {
+            let mut v = serde_json::json!({"defaultAction": default, "syscalls": [
+                {"names": ["mkdir"], "action": "SCMP_ACT_LOG"}
+            ]});
+            if let Some(e) = errno {
+                v["defaultErrnoRet"] = e.into();
+            }
+            compile(Some(&profile(v))).unwrap().unwrap()
+        };
+        let enosys = RET_ERRNO | libc::ENOSYS as u32;
+        let rets_enosys = |f: &Filter| f.prog.iter().any(|i| i.code == 0x06 && i.k == enosys);
+        assert!(rets_enosys(&v("SCMP_ACT_ERRNO", None)));
+        assert!(rets_enosys(&v("SCMP_ACT_KILL_PROCESS", None)));
+        assert!(!rets_enosys(&v("SCMP_ACT_ALLOW", None)));
+        assert!(!rets_enosys(&v("SCMP_ACT_LOG", None)));
+        // A default of ENOSYS itself needs no stub: the same program as another errno's, less
+        // the stub.
+        assert!(v("SCMP_ACT_ERRNO", Some(38)).len() < v("SCMP_ACT_ERRNO", Some(39)).len());
     }
 }
