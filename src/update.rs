@@ -36,10 +36,7 @@ pub fn update(root: &Root, id: &str, opts: &UpdateOpts) -> Result<()> {
             "update: container \"{id}\" has no cgroup (created rootless); its limits cannot change"
         )));
     }
-    let devices = crate::container::saved_spec(&dir)
-        .and_then(|s| s.linux().as_ref().and_then(|l| l.devices().clone()))
-        .unwrap_or_default();
-    Cgroup::open(&st.cgroup, ORIGIN).update(&r, &devices)
+    Cgroup::open(&st.cgroup, ORIGIN).update(&r)
 }
 
 fn read_source(p: &Path) -> Result<Vec<u8>> {
