@@ -380,7 +380,8 @@ pub enum Command {
     },
 }
 
-/// `update`'s flags, runc's names; each overrides the same field of `--resources`.
+/// `update`'s flags, runc's names; each overrides the same field of `--resources`. A value of 0
+/// leaves the limit as it is, as in runc.
 #[derive(Debug, Args, Clone, Default)]
 pub struct UpdateOpts {
     /// An OCI LinuxResources JSON document (`-`: read it from stdin)
@@ -395,8 +396,14 @@ pub struct UpdateOpts {
     /// Memory soft limit in bytes
     #[arg(long, value_parser = parse_size, allow_hyphen_values = true, value_name = "BYTES")]
     pub memory_reservation: Option<i64>,
+    /// Kernel memory limit (obsolete: kernels since 5.16 ignore it)
+    #[arg(long, value_parser = parse_size, allow_hyphen_values = true, hide = true)]
+    pub kernel_memory: Option<i64>,
+    /// Kernel TCP buffer memory limit (obsolete)
+    #[arg(long, value_parser = parse_size, allow_hyphen_values = true, hide = true)]
+    pub kernel_memory_tcp: Option<i64>,
     /// CPU shares (relative weight)
-    #[arg(long, value_name = "N")]
+    #[arg(long = "cpu-share", visible_alias = "cpu-shares", value_name = "N")]
     pub cpu_shares: Option<u64>,
     /// CPU CFS quota in microseconds per period (-1: none)
     #[arg(long, allow_hyphen_values = true, value_name = "USEC")]
@@ -404,18 +411,30 @@ pub struct UpdateOpts {
     /// CPU CFS period in microseconds
     #[arg(long, value_name = "USEC")]
     pub cpu_period: Option<u64>,
+    /// CPU realtime period in microseconds (cgroup v1)
+    #[arg(long, value_name = "USEC")]
+    pub cpu_rt_period: Option<u64>,
+    /// CPU realtime runtime in microseconds per realtime period (cgroup v1)
+    #[arg(long, allow_hyphen_values = true, value_name = "USEC")]
+    pub cpu_rt_runtime: Option<i64>,
     /// CPUs to run on (0-3, 0,1)
     #[arg(long, value_name = "LIST")]
     pub cpuset_cpus: Option<String>,
     /// Memory nodes to use (0-3, 0,1)
     #[arg(long, value_name = "LIST")]
     pub cpuset_mems: Option<String>,
-    /// Maximum number of tasks (0 or -1: no limit)
+    /// Maximum number of tasks (-1: no limit)
     #[arg(long, allow_hyphen_values = true, value_name = "N")]
     pub pids_limit: Option<i64>,
     /// Block IO weight (10-1000)
     #[arg(long, value_name = "N")]
     pub blkio_weight: Option<u16>,
+    /// Intel RDT L3 cache schema (not supported: refused)
+    #[arg(long, value_name = "SCHEMA")]
+    pub l3_cache_schema: Option<String>,
+    /// Intel RDT memory bandwidth schema (not supported: refused)
+    #[arg(long, value_name = "SCHEMA")]
+    pub mem_bw_schema: Option<String>,
 }
 
 /// A byte count: plain bytes or with a k/m/g/t suffix (powers of 1024, `b`/`kb`/`KiB` forms

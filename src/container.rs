@@ -544,9 +544,12 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
         }
     }
     if !st.cgroup.paths.is_empty() {
-        // What the init left behind (a container without its own pid namespace), then the
-        // directories create made; on failure the state stays so delete can be retried.
-        cgroup::kill_all(&st.cgroup);
+        // What the init left behind (a container without its own pid namespace: with one,
+        // nothing outlives the init, and what else the cgroup holds is another container's),
+        // then the directories create made; on failure the state stays so delete can be retried.
+        if !st.own_pid_ns {
+            cgroup::kill_all(&st.cgroup);
+        }
         cgroup::remove(&st.cgroup)?;
     }
     run_late_hooks(&dir, &st, crate::hooks::oci::Kind::Poststop, "stopped");

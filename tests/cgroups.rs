@@ -1,9 +1,13 @@
 //! Cgroups on a real (hybrid) host: limits written and read back from the host and from inside,
 //! limits that bite (OOM kill, pids.max), membership of the init, relative and absolute
-//! cgroupsPath, removal on delete and on a failed create, an in-use cgroup refused, and
-//! `kill --all` / `delete --force` reaching every process through the cgroup.
+//! cgroupsPath, removal on delete and on a failed create, a shared cgroup warned about and a
+//! frozen one refused, BFQ's blkio weights, device rules (what `linux.devices` does not grant,
+//! `update` moving rules with no gap), and `kill --all` / `delete --force` reaching every process
+//! through the cgroup.
 
 mod common;
+#[path = "cgroups/devices.rs"]
+mod devices;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -231,44 +235,118 @@ fn relative_and_absolute_cgroups_path() {
 }
 
 #[test]
-fn in_use_cgroup_is_refused_and_empty_one_reused() {
+fn a_shared_cgroup_warns_and_a_delete_leaves_the_other_containers_processes() {
     if !require_root() {
         return;
     }
-    let path = format!("/hookrun-test-inuse-{}", std::process::id());
-    let a = Ctr::new("cg-inuse-a");
+    let path = format!("/hookrun-test-shared-{}", std::process::id());
+    let a = Ctr::new("cg-share-a");
     let mut ba = bundle(&["sleep", "1000"]);
     ba.edit(|c| c["linux"]["cgroupsPath"] = json!(path));
     a.create_bg(&ba);
 
-    let b = Ctr::new("cg-inuse-b");
-    let o = b.run_files(&["create", "-b", ba.path().to_str().unwrap(), "{id}"]);
-    assert_ne!(o.code, Some(0));
+    // A second container in the same cgroup: a warning (runc's words), not a refusal.
+    let b = Ctr::new("cg-share-b");
+    let log = b.root.path().join("log.txt");
+    let o = b.run_files(&[
+        "--log",
+        log.to_str().unwrap(),
+        "create",
+        "-b",
+        bpath(&ba),
+        "{id}",
+    ]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let logged = std::fs::read_to_string(&log).unwrap();
     assert!(
-        o.stderr.contains("cgroup /sys/fs/cgroup/")
-            && o.stderr.contains("already in use by another container"),
-        "{}",
-        o.stderr
+        logged.contains("container's cgroup is not empty: 1 process(es) found"),
+        "{logged}"
     );
-    // The refused create touched nothing of a's.
-    assert_eq!(a.status(), "created");
-    assert_eq!(
-        cgroup_of(&a.pid().to_string(), "memory").unwrap(),
-        path.clone()
-    );
+    let (pa, pb) = (a.pid().to_string(), b.pid().to_string());
+    assert_eq!(cgroup_of(&pb, "memory").unwrap(), path);
+    assert_eq!(cgroup_of(&pa, "memory"), cgroup_of(&pb, "memory"));
+
+    // Each has its own pid namespace: deleting one kills nothing of the other's, and the cgroup
+    // the other is in stays.
+    let leftover = Leftover(path.clone());
     a.ok(&["delete", "--force", "{id}"]);
-    assert!(!host_dir("memory", &path).exists());
+    assert_eq!(b.status(), "created");
+    assert_eq!(procs_in(&host_dir("memory", &path)), [b.pid()]);
+    b.ok(&["delete", "--force", "{id}"]);
+    assert!(procs_in(&host_dir("memory", &path)).is_empty());
+    drop(leftover);
 
     // An existing empty cgroup is reused, and left in place since hookrun did not make it.
     let pre = host_dir("pids", &path);
     std::fs::create_dir(&pre).unwrap();
     let c = Ctr::new("cg-reuse");
-    c.create_bg(&ba);
+    let o = c.run_files(&["create", "-b", bpath(&ba), "{id}"]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert!(!o.stderr.contains("not empty"), "{}", o.stderr);
     assert_eq!(cgroup_of(&c.pid().to_string(), "pids").unwrap(), path);
     c.ok(&["delete", "--force", "{id}"]);
     assert!(pre.exists(), "a cgroup hookrun did not make was removed");
     assert!(!host_dir("memory", &path).exists());
     let _ = std::fs::remove_dir(&pre);
+}
+
+/// A cgroup path in every hierarchy that no delete removes (its maker was deleted while another
+/// container was still in it): the test removes it on drop.
+struct Leftover(String);
+
+impl Drop for Leftover {
+    fn drop(&mut self) {
+        for m in MOUNTS.iter().chain(&["systemd"]) {
+            let _ = std::fs::remove_dir(host_dir(m, &self.0));
+        }
+    }
+}
+
+/// A freezer cgroup the test made and froze; thawed and removed on drop.
+struct Frozen(PathBuf);
+
+impl Frozen {
+    fn new(path: &str) -> Frozen {
+        let d = host_dir("freezer", path);
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("freezer.state"), "FROZEN").unwrap();
+        Frozen(d)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0.join("freezer.state"), "THAWED");
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn a_frozen_cgroup_is_refused_not_hung_in() {
+    if !require_root() {
+        return;
+    }
+    let top = format!("/hookrun-test-frozen-{}", std::process::id());
+    // The container's own cgroup frozen, and a frozen parent (its new child is born frozen).
+    for path in [top.clone(), format!("{top}/ctr")] {
+        let frozen = Frozen::new(&top);
+        let mut b = bundle(&["true"]);
+        b.edit(|c| c["linux"]["cgroupsPath"] = json!(path));
+        let c = Ctr::new("cg-frozen");
+        let o = c.run_files(&["create", "-b", bpath(&b), "{id}"]);
+        assert_ne!(o.code, Some(0));
+        assert!(
+            o.stderr.contains("container's cgroup unexpectedly frozen")
+                && o.stderr.contains(&frozen.0.display().to_string()),
+            "{path}: {}",
+            o.stderr
+        );
+        assert!(!c.state_dir().exists());
+        for m in MOUNTS.iter().filter(|m| **m != "freezer") {
+            assert!(!host_dir(m, &top).exists(), "{m} cgroup made for {path}");
+        }
+        assert!(!host_dir("freezer", &format!("{top}/ctr")).exists());
+    }
 }
 
 /// Pids in the container's pids cgroup, read from the host.
@@ -355,6 +433,37 @@ fn failed_create_leaves_no_cgroup() {
     for d in dirs_below_own(&c.id) {
         assert!(!d.exists(), "{} left after a failed create", d.display());
     }
+
+    // cgroup2 files where the controllers are v1 hierarchies: runc's words.
+    b.edit(|c| {
+        c["linux"]["resources"] =
+            json!({"memory": {"limit": 33554432}, "unified": {"memory.min": "131072"}})
+    });
+    let err = c.fails(&["create", "-b", b.path().to_str().unwrap(), "{id}"]);
+    assert!(
+        err.contains(
+            "linux.resources.unified.memory.min: invalid configuration: cannot use unified on \
+             cgroup v1"
+        ),
+        "{err}"
+    );
+    // A device taken out of a wildcard rule, which the v1 device cgroup would silently ignore.
+    b.edit(|c| {
+        c["linux"]["resources"] = json!({"devices": [
+            {"allow": true, "type": "c", "access": "rwm"},
+            {"allow": false, "type": "c", "major": 1, "minor": 11, "access": "r"}]})
+    });
+    let err = c.fails(&["create", "-b", b.path().to_str().unwrap(), "{id}"]);
+    assert!(
+        err.contains(
+            "linux.resources.devices[1]: deny c 1:11 r cannot be applied after allow c *:* rwm"
+        ),
+        "{err}"
+    );
+    for d in dirs_below_own(&c.id) {
+        assert!(!d.exists(), "{} left after a failed create", d.display());
+    }
+    assert!(!c.state_dir().exists());
 }
 
 #[test]

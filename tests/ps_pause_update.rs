@@ -296,6 +296,144 @@ fn update_changes_limits_read_back_from_the_host() {
     assert!(err.contains("is stopped"), "{err}");
 }
 
+/// `update -r -` with `doc` on stdin.
+fn update_stdin(c: &Ctr, doc: &str) -> std::process::Output {
+    let mut child = Command::new(bin())
+        .arg("--root")
+        .arg(c.root.path())
+        .args(["update", "-r", "-", &c.id])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(doc.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// What v1 shows for "no limit" in a memory file.
+const UNLIMITED: &str = "9223372036854771712";
+
+#[test]
+fn update_takes_runcs_flags_documents_and_unlimited_values() {
+    if !require_root() {
+        return;
+    }
+    let (c, _b) = started("update-runc", "sleep 1000");
+    let (mem, cpu) = (cgroup_dir(&c, "memory"), cgroup_dir(&c, "cpu"));
+    // Memory -1 after a swap limit: both go, or the kernel would refuse limit > memsw.
+    c.ok(&["update", "--memory", "50M", "{id}"]);
+    c.ok(&["update", "--memory-swap", "96468992", "{id}"]);
+    assert_eq!(read(mem.join("memory.memsw.limit_in_bytes")), "96468992");
+    c.ok(&["update", "--memory", "-1", "{id}"]);
+    assert_eq!(read(mem.join("memory.limit_in_bytes")), UNLIMITED);
+    assert_eq!(read(mem.join("memory.memsw.limit_in_bytes")), UNLIMITED);
+    // runc's flag names.
+    c.ok(&[
+        "update",
+        "--cpu-share",
+        "200",
+        "--cpu-rt-period",
+        "900001",
+        "{id}",
+    ]);
+    assert_eq!(read(cpu.join("cpu.shares")), "200");
+    assert_eq!(read(cpu.join("cpu.rt_period_us")), "900001");
+    // Field names in any case, as runc's Go decoder reads them.
+    let cpus = cgroup_dir(&c, "cpuset").join("cpuset.cpus");
+    let o = update_stdin(&c, r#"{"CPU": {"Cpus": "0"}}"#);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(read(cpus.clone()), "0");
+    // runc's template, all zeroes: nothing changes, and that is no error.
+    let o = update_stdin(
+        &c,
+        r#"{"memory": {"limit": 0, "reservation": 0, "swap": 0},
+            "cpu": {"shares": 0, "quota": 0, "period": 0, "realtimeRuntime": 0,
+                    "realtimePeriod": 0, "cpus": "", "mems": ""},
+            "blockIO": {"weight": 0}}"#,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(read(cpu.join("cpu.shares")), "200");
+    assert_eq!(read(cpus), "0");
+    // The saved config carries the limits the container now has.
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(c.state_dir().join("config.json")).unwrap()).unwrap();
+    let res = &saved["linux"]["resources"];
+    assert_eq!(res["memory"]["limit"], -1);
+    assert_eq!(res["memory"]["swap"], 96468992);
+    assert_eq!(res["cpu"]["shares"], 200);
+    assert_eq!(res["cpu"]["cpus"], "0");
+}
+
+/// A cpu cgroup the test made (a pod with its own limit); removed on drop.
+struct Pod(PathBuf);
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn a_quota_below_a_pod_limit_is_written_in_an_order_the_kernel_takes() {
+    if !require_root() {
+        return;
+    }
+    let pod = format!("hookrun-test-pod-{}", std::process::id());
+    let p = Pod(PathBuf::from("/sys/fs/cgroup/cpu").join(&pod));
+    std::fs::create_dir(&p.0).unwrap();
+    std::fs::write(p.0.join("cpu.cfs_quota_us"), "50000").unwrap(); // 50% of 100 ms
+    let mut b = Bundle::new(&["sleep", "1000"]);
+    b.edit(|cfg| {
+        cfg["linux"]["cgroupsPath"] = serde_json::json!(format!("/{pod}/ctr"));
+        cfg["linux"]["resources"] =
+            serde_json::json!({"cpu": {"quota": 500000, "period": 1000000}});
+    });
+    let c = Ctr::new("update-pod");
+    c.create_bg(&b);
+    let cpu = cgroup_dir(&c, "cpu");
+    let pair = || {
+        (
+            read(cpu.join("cpu.cfs_quota_us")),
+            read(cpu.join("cpu.cfs_period_us")),
+        )
+    };
+    // Above the pod's 50%: the kernel says no, and the values stay.
+    let err = c.fails(&["update", "--cpu-quota", "600000", "{id}"]);
+    assert!(
+        err.contains("cpu.quota") && err.contains("invalid argument"),
+        "{err}"
+    );
+    assert_eq!(pair(), ("500000".into(), "1000000".into()));
+    // 30% at a 10 ms period: only quota-then-period passes (period first would be 5000%).
+    c.ok(&[
+        "update",
+        "--cpu-period",
+        "10000",
+        "--cpu-quota",
+        "3000",
+        "{id}",
+    ]);
+    assert_eq!(pair(), ("3000".into(), "10000".into()));
+    // And back: only period-then-quota passes.
+    c.ok(&[
+        "update",
+        "--cpu-quota",
+        "500000",
+        "--cpu-period",
+        "1000000",
+        "{id}",
+    ]);
+    assert_eq!(pair(), ("500000".into(), "1000000".into()));
+    c.ok(&["delete", "--force", "{id}"]);
+    assert!(!cpu.exists() && p.0.exists());
+}
+
 #[test]
 fn events_stats_once_in_runcs_shape() {
     if !require_root() {

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use nix::unistd::{access, AccessFlags};
 use oci_spec::runtime::LinuxResources;
 
-use super::{dir_in, hierarchies, limits, plain, resolve, Cgroup, Target};
+use super::{check_reuse, dir_in, hierarchies, limits, resolve, Cgroup, Target};
 use crate::error::{errno_text, Error, Result};
 use crate::spec::Plan;
 
@@ -173,13 +173,9 @@ pub(super) fn create(plan: &Plan, id: &str) -> Result<Option<Cgroup>> {
             }
         }
     }
-    if dir.exists() && !plain(&h, &dir).procs().is_empty() {
-        return Err(Error::invalid(format!(
-            "cgroup {}: already in use by another container",
-            dir.display()
-        )));
-    }
-    Cgroup::make_and_apply(vec![(h, dir)], l, &res).map(Some)
+    let dirs = vec![(h, dir)];
+    check_reuse(&dirs)?;
+    Cgroup::make_and_apply(dirs, &res).map(Some)
 }
 
 #[cfg(test)]

@@ -34,6 +34,17 @@ fn is_frozen(dir: &Path, v2: bool) -> bool {
     }
 }
 
+/// Is `dir` frozen, or on its way there (v1 `FREEZING`, v2 `cgroup.freeze` asked for)? A task
+/// placed in it would stop at once.
+pub(super) fn freezing(dir: &Path, v2: bool) -> bool {
+    if v2 {
+        let asked = fs::read_to_string(dir.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1");
+        asked || is_frozen(dir, true)
+    } else {
+        fs::read_to_string(dir.join("freezer.state")).is_ok_and(|s| s.trim() != "THAWED")
+    }
+}
+
 fn is_thawed(dir: &Path, v2: bool) -> bool {
     if v2 {
         fs::read_to_string(dir.join("cgroup.events")).is_ok_and(|s| !events_frozen(&s))

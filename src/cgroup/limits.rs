@@ -1,20 +1,18 @@
 //! `linux.resources` written into the container's cgroup through cgroups-rs's controllers: every
-//! value asked for is applied or create fails naming it; hookrun writes a file itself only in
-//! [`write`] (what cgroups-rs has no setter for: `unified` keys, `cpu.idle`).
+//! value asked for is applied or create (update) fails naming it; hookrun writes a file itself
+//! only in [`write`] (what cgroups-rs has no setter for: `unified` keys, `cpu.idle`, BFQ's v1
+//! weights). Memory, pids, hugetlb and `unified` are here; [`super::cpu`], [`super::blkio`] and
+//! [`super::devices`] hold the rest.
 //! runs in: the runtime: `create`, before the init joins the cgroup, and `update`.
 
 use std::fs;
 use std::path::Path;
 
-use cgroups_rs::fs::blkio::BlkIoController;
-use cgroups_rs::fs::cpu::CpuController;
-use cgroups_rs::fs::cpuset::CpuSetController;
-use cgroups_rs::fs::devices::{DevicePermissions, DeviceType, DevicesController};
 use cgroups_rs::fs::hugetlb::HugeTlbController;
 use cgroups_rs::fs::memory::MemController;
 use cgroups_rs::fs::pid::PidController;
 use cgroups_rs::fs::MaxValue;
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
+use oci_spec::runtime::{LinuxMemory, LinuxResources};
 
 use super::{failed, Cgroup, Hier};
 use crate::error::{Error, Result};
@@ -70,7 +68,7 @@ pub(super) fn first_limit(r: &LinuxResources) -> Option<&'static str> {
 }
 
 /// The one place hookrun writes a cgroup file itself (what cgroups-rs has no setter for).
-fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
+pub(super) fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
     fs::write(dir.join(file), value).map_err(|e| failed(dir, file, value, e))
 }
 
@@ -80,6 +78,54 @@ fn missing(origin: &str, dir: &Path, file: &str, what: &str) -> Error {
         "{origin}.{what}: cannot be applied: {} has no {file} on this host",
         dir.display()
     ))
+}
+
+/// Writes one container's limits, naming each value by its field: `{origin}.{what}`.
+pub(super) struct Writer<'a> {
+    pub(super) cg: &'a Cgroup,
+    pub(super) origin: &'static str,
+}
+
+impl<'a> Writer<'a> {
+    /// The directory of the hierarchy that enforces controller `c`, or an error naming `what`.
+    pub(super) fn need(&self, c: &str, what: &str) -> Result<(&'a Hier, &'a Path)> {
+        self.cg.dir_of(c).ok_or_else(|| {
+            Error::invalid(format!(
+                "{}.{what}: cannot be applied: no {c} cgroup controller is mounted on this host",
+                self.origin
+            ))
+        })
+    }
+
+    /// Run a cgroups-rs setter that writes `v` to `file`; an absent file is reported as such.
+    pub(super) fn set(
+        &self,
+        dir: &Path,
+        file: &str,
+        what: &str,
+        v: String,
+        f: &dyn Fn() -> cgroups_rs::fs::error::Result<()>,
+    ) -> Result<()> {
+        if !dir.join(file).exists() {
+            return Err(missing(self.origin, dir, file, what));
+        }
+        f().map_err(|e| self.named(what, failed(dir, file, &v, e)))
+    }
+
+    /// Write `v` to `file` with [`write`], for the files cgroups-rs has no setter for.
+    pub(super) fn put(&self, dir: &Path, file: &str, what: &str, v: &str) -> Result<()> {
+        if !dir.join(file).exists() {
+            return Err(missing(self.origin, dir, file, what));
+        }
+        write(dir, file, v).map_err(|e| self.named(what, e))
+    }
+
+    fn named(&self, what: &str, e: Error) -> Error {
+        match e {
+            Error::Child(m) => Error::Child(format!("{}.{what}: {m}", self.origin)),
+            e => e,
+        }
+    }
 }
 
 impl Cgroup {
@@ -100,282 +146,42 @@ impl Cgroup {
     }
 
     /// Apply `linux.resources`. Every value asked for is written, or create (update) fails naming
-    /// it. `devices` is `linux.devices`, which the device rules always allow.
-    pub(super) fn apply(&self, r: &LinuxResources, devices: &[LinuxDevice]) -> Result<()> {
-        let origin = self.origin;
-        let need = |c: &str, what: &str| {
-            self.dir_of(c).ok_or_else(|| {
-                Error::invalid(format!(
-                    "{origin}.{what}: cannot be applied: no {c} cgroup controller is mounted on \
-                     this host"
-                ))
-            })
+    /// it. Device rules are written when `r.devices` is set (create always sets it).
+    pub(super) fn apply(&self, r: &LinuxResources) -> Result<()> {
+        let w = Writer {
+            cg: self,
+            origin: self.origin,
         };
-        // Each setter's file, so an absent file is reported as such.
-        let set = |dir: &Path,
-                   file: &str,
-                   what: &str,
-                   v: String,
-                   f: &dyn Fn() -> cgroups_rs::fs::error::Result<()>| {
-            if !dir.join(file).exists() {
-                return Err(missing(origin, dir, file, what));
-            }
-            f().map_err(|e| match failed(dir, file, &v, e) {
-                Error::Child(m) => Error::Child(format!("{origin}.{what}: {m}")),
-                e => e,
-            })
-        };
+        if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
+            self.check_unified(r)?;
+        }
         if let Some(m) = r.memory() {
-            let any = m.limit().is_some()
-                || m.reservation().is_some()
-                || m.swap().is_some()
-                || m.kernel().is_some()
-                || m.kernel_tcp().is_some()
-                || m.swappiness().is_some()
-                || m.disable_oom_killer() == Some(true);
-            if any {
-                let (h, d) = need("memory", "memory")?;
-                let mc = MemController::new(d.to_path_buf(), h.mount.clone(), h.v2);
-                let (lim, sw) = if h.v2 {
-                    ("memory.max", "memory.swap.max")
-                } else {
-                    ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes")
-                };
-                let set_limit =
-                    |v: i64| set(d, lim, "memory.limit", v.to_string(), &|| mc.set_limit(v));
-                let set_swap = |v: i64| {
-                    set(d, sw, "memory.swap", v.to_string(), &|| {
-                        mc.set_memswap_limit(v)
-                    })
-                };
-                // v1 keeps limit <= memsw: raise memsw first when the limit grows (as runc).
-                let cur = fs::read_to_string(d.join(lim))
-                    .ok()
-                    .and_then(|s| s.trim().parse::<i64>().ok())
-                    .unwrap_or(i64::MAX);
-                match (m.limit(), m.swap()) {
-                    (Some(l), Some(s)) if s == -1 || cur < l => {
-                        set_swap(s)?;
-                        set_limit(l)?;
-                    }
-                    (l, s) => {
-                        l.map(set_limit).transpose()?;
-                        s.map(set_swap).transpose()?;
-                    }
-                }
-                if let Some(v) = m.reservation() {
-                    let f = if h.v2 {
-                        "memory.low"
-                    } else {
-                        "memory.soft_limit_in_bytes"
-                    };
-                    set(d, f, "memory.reservation", v.to_string(), &|| {
-                        mc.set_soft_limit(v)
-                    })?;
-                }
-                if let Some(v) = m.kernel() {
-                    // The one limit not enforced strictly: deprecated by the runtime spec, and
-                    // since Linux 5.16 the kernel accepts the write and drops it (runc ignores
-                    // it too). Tried, and a warning when the kernel did not keep it.
-                    let f = d.join("memory.kmem.limit_in_bytes");
-                    let kept = f.exists()
-                        && mc.set_kmem_limit(v).is_ok()
-                        && fs::read_to_string(&f)
-                            .is_ok_and(|s| v == -1 || s.trim() == v.to_string());
-                    if !kept {
-                        crate::log::warn(format!(
-                            "linux.resources.memory.kernel: {v} not applied: this kernel does not \
-                             enforce kernel memory limits (deprecated in the runtime spec)"
-                        ));
-                    }
-                }
-                if let Some(v) = m.kernel_tcp() {
-                    let f = "memory.kmem.tcp.limit_in_bytes";
-                    set(d, f, "memory.kernelTCP", v.to_string(), &|| {
-                        mc.set_tcp_limit(v)
-                    })?;
-                }
-                if let Some(v) = m.swappiness() {
-                    if v > 100 {
-                        return Err(Error::invalid(format!(
-                            "{origin}.memory.swappiness: {v} is not in 0..=100"
-                        )));
-                    }
-                    let f = "memory.swappiness";
-                    set(d, f, "memory.swappiness", v.to_string(), &|| {
-                        mc.set_swappiness(v)
-                    })?;
-                }
-                if m.disable_oom_killer() == Some(true) {
-                    let f = "memory.oom_control";
-                    set(d, f, "memory.disableOOMKiller", "1".into(), &|| {
-                        mc.disable_oom_killer()
-                    })?;
-                }
-            }
+            memory(&w, m)?;
         }
         if let Some(c) = r.cpu() {
-            if c.shares().is_some()
-                || c.quota().is_some()
-                || c.period().is_some()
-                || c.realtime_runtime().is_some()
-                || c.realtime_period().is_some()
-                || c.idle().is_some()
-            {
-                let (h, d) = need("cpu", "cpu")?;
-                let cc = CpuController::new(d.to_path_buf(), h.mount.clone(), h.v2);
-                if let Some(v) = c.shares() {
-                    let f = if h.v2 { "cpu.weight" } else { "cpu.shares" };
-                    set(d, f, "cpu.shares", v.to_string(), &|| cc.set_shares(v))?;
-                    // The kernel clamps out-of-range shares silently; say so rather than lie.
-                    let got = cc.shares().unwrap_or(v);
-                    if !h.v2 && got != v {
-                        return Err(Error::invalid(format!(
-                            "{origin}.cpu.shares: {v} is out of range (the kernel set {got})"
-                        )));
-                    }
-                }
-                if let Some(v) = c.period() {
-                    let f = if h.v2 { "cpu.max" } else { "cpu.cfs_period_us" };
-                    set(d, f, "cpu.period", v.to_string(), &|| cc.set_cfs_period(v))?;
-                }
-                if let Some(v) = c.quota() {
-                    let f = if h.v2 { "cpu.max" } else { "cpu.cfs_quota_us" };
-                    set(d, f, "cpu.quota", v.to_string(), &|| cc.set_cfs_quota(v))?;
-                }
-                // rt period before runtime: a runtime above the current period is refused.
-                if let Some(v) = c.realtime_period() {
-                    let f = "cpu.rt_period_us";
-                    set(d, f, "cpu.realtimePeriod", v.to_string(), &|| {
-                        cc.set_rt_period_us(v)
-                    })?;
-                }
-                if let Some(v) = c.realtime_runtime() {
-                    let f = "cpu.rt_runtime_us";
-                    set(d, f, "cpu.realtimeRuntime", v.to_string(), &|| {
-                        cc.set_rt_runtime(v)
-                    })?;
-                }
-                if let Some(v) = c.idle() {
-                    if !d.join("cpu.idle").exists() {
-                        return Err(missing(origin, d, "cpu.idle", "cpu.idle"));
-                    }
-                    write(d, "cpu.idle", &v.to_string())?;
-                }
-            }
-            if c.cpus().is_some() || c.mems().is_some() {
-                let (h, d) = need("cpuset", "cpu.cpus")?;
-                let cs = CpuSetController::new(d.to_path_buf(), h.mount.clone(), h.v2);
-                if let Some(v) = c.cpus() {
-                    set(d, "cpuset.cpus", "cpu.cpus", v.clone(), &|| cs.set_cpus(v))?;
-                }
-                if let Some(v) = c.mems() {
-                    set(d, "cpuset.mems", "cpu.mems", v.clone(), &|| cs.set_mems(v))?;
-                }
-            }
+            super::cpu::apply(&w, c)?;
         }
         if let Some(p) = r.pids() {
-            let (h, d) = need("pids", "pids.limit")?;
+            let (h, d) = w.need("pids", "pids.limit")?;
             let pc = PidController::new(d.to_path_buf(), h.mount.clone(), h.v2);
             let v = pids_value(p.limit());
             let text = match v {
                 MaxValue::Max => "max".to_string(),
                 MaxValue::Value(n) => n.to_string(),
             };
-            set(d, "pids.max", "pids.limit", text, &|| pc.set_pid_max(v))?;
+            w.set(d, "pids.max", "pids.limit", text, &|| pc.set_pid_max(v))?;
         }
         if let Some(b) = r.block_io().as_ref().filter(|b| **b != Default::default()) {
-            let (h, d) = need(
-                if self.dir_of("blkio").is_some() {
-                    "blkio"
-                } else {
-                    "io"
-                },
-                "blockIO",
-            )?;
-            let bc = BlkIoController::new(d.to_path_buf(), h.mount.clone(), h.v2);
-            if let Some(w) = b.weight() {
-                let f = if h.v2 {
-                    "io.bfq.weight"
-                } else {
-                    "blkio.weight"
-                };
-                set(d, f, "blockIO.weight", w.to_string(), &|| {
-                    bc.set_weight(w as u64)
-                })?;
-            }
-            if let Some(w) = b.leaf_weight() {
-                let f = "blkio.leaf_weight";
-                set(d, f, "blockIO.leafWeight", w.to_string(), &|| {
-                    bc.set_leaf_weight(w as u64)
-                })?;
-            }
-            for wd in b.weight_device().iter().flatten() {
-                let (ma, mi) = (wd.major() as u64, wd.minor() as u64);
-                if let Some(w) = wd.weight() {
-                    let f = if h.v2 {
-                        "io.bfq.weight"
-                    } else {
-                        "blkio.weight_device"
-                    };
-                    let v = format!("{ma}:{mi} {w}");
-                    set(d, f, "blockIO.weightDevice", v, &|| {
-                        bc.set_weight_for_device(ma, mi, w as u64)
-                    })?;
-                }
-                if let Some(w) = wd.leaf_weight() {
-                    let f = "blkio.leaf_weight_device";
-                    let v = format!("{ma}:{mi} {w}");
-                    set(d, f, "blockIO.weightDevice", v, &|| {
-                        bc.set_leaf_weight_for_device(ma, mi, w as u64)
-                    })?;
-                }
-            }
-            type Throttle =
-                fn(&BlkIoController, u64, u64, u64) -> cgroups_rs::fs::error::Result<()>;
-            let throttles: [(_, &str, &str, Throttle); 4] = [
-                (
-                    b.throttle_read_bps_device(),
-                    "blkio.throttle.read_bps_device",
-                    "blockIO.throttleReadBpsDevice",
-                    BlkIoController::throttle_read_bps_for_device,
-                ),
-                (
-                    b.throttle_write_bps_device(),
-                    "blkio.throttle.write_bps_device",
-                    "blockIO.throttleWriteBpsDevice",
-                    BlkIoController::throttle_write_bps_for_device,
-                ),
-                (
-                    b.throttle_read_iops_device(),
-                    "blkio.throttle.read_iops_device",
-                    "blockIO.throttleReadIOPSDevice",
-                    BlkIoController::throttle_read_iops_for_device,
-                ),
-                (
-                    b.throttle_write_iops_device(),
-                    "blkio.throttle.write_iops_device",
-                    "blockIO.throttleWriteIOPSDevice",
-                    BlkIoController::throttle_write_iops_for_device,
-                ),
-            ];
-            for (devs, file, what, f) in throttles {
-                let file = if h.v2 { "io.max" } else { file };
-                for t in devs.iter().flatten() {
-                    let (ma, mi, rate) = (t.major() as u64, t.minor() as u64, t.rate());
-                    set(d, file, what, format!("{ma}:{mi} {rate}"), &|| {
-                        f(&bc, ma, mi, rate)
-                    })?;
-                }
-            }
+            super::blkio::apply(&w, b)?;
         }
         for hp in r.hugepage_limits().iter().flatten() {
-            let (h, d) = need("hugetlb", "hugepageLimits")?;
+            let (h, d) = w.need("hugetlb", "hugepageLimits")?;
             let hc = HugeTlbController::new(d.to_path_buf(), h.mount.clone(), h.v2);
             let size = hp.page_size();
             if size.is_empty() || !size.chars().all(|c| c.is_ascii_alphanumeric()) {
                 return Err(Error::invalid(format!(
-                    "{origin}.hugepageLimits: invalid pageSize {size:?}"
+                    "{}.hugepageLimits: invalid pageSize {size:?}",
+                    self.origin
                 )));
             }
             let f = if h.v2 {
@@ -384,51 +190,152 @@ impl Cgroup {
                 format!("hugetlb.{size}.limit_in_bytes")
             };
             let lim = hp.limit().max(0) as u64;
-            set(d, &f, "hugepageLimits", lim.to_string(), &|| {
+            w.set(d, &f, "hugepageLimits", lim.to_string(), &|| {
                 hc.set_limit_in_bytes(size, lim)
             })?;
         }
-        if let Some(rules) = r.devices().as_ref().filter(|d| !d.is_empty()) {
-            match self.dir_of("devices") {
-                Some((h, d)) if !h.v2 => {
-                    let dc = DevicesController::new(d.to_path_buf(), h.mount.clone());
-                    for rule in device_rules(rules, devices) {
-                        let file = if rule.allow {
-                            "devices.allow"
-                        } else {
-                            "devices.deny"
-                        };
-                        let (t, ma, mi, acc) =
-                            (rule.typ, rule.major, rule.minor, rule.access.clone());
-                        set(d, file, "devices", rule.to_string(), &|| {
-                            if rule.allow {
-                                dc.allow_device(t, ma, mi, &acc)
-                            } else {
-                                dc.deny_device(t, ma, mi, &acc)
-                            }
-                        })?;
-                    }
-                }
-                _ => crate::log::debug(
-                    "linux.resources.devices: no v1 devices hierarchy (cgroup v2 needs an eBPF \
-                     program hookrun does not load yet); device rules not applied",
-                ),
-            }
+        if let Some(rules) = r.devices() {
+            super::devices::apply(&w, rules)?;
         }
         for (k, v) in r.unified().iter().flatten() {
-            let Some((h, d)) = self.dirs.iter().find(|(h, _)| h.v2) else {
+            let Some((_, d)) = self.dirs.iter().find(|(h, _)| h.v2) else {
                 return Err(Error::invalid(format!(
-                    "{origin}.unified.{k}: no cgroup2 hierarchy is mounted"
+                    "{}.unified.{k}: no cgroup2 hierarchy is mounted",
+                    self.origin
                 )));
             };
-            let _ = h;
             if k.contains('/') || k.starts_with('.') || !d.join(k).exists() {
-                return Err(missing(origin, d, k, &format!("unified.{k}")));
+                return Err(missing(self.origin, d, k, &format!("unified.{k}")));
             }
             write(d, k, v)?;
         }
         Ok(())
     }
+
+    /// `unified` keys are cgroup2 files: a container whose controllers are v1 ones (on a v1 or
+    /// hybrid host, as root) cannot take them (runc's wording, which clients match).
+    fn check_unified(&self, r: &LinuxResources) -> Result<()> {
+        let v1 = self
+            .dirs
+            .iter()
+            .filter(|(h, _)| !h.v2)
+            .find(|(h, _)| h.ctrls.iter().any(|c| !c.starts_with("name=")));
+        match v1 {
+            Some((h, _)) => {
+                let key = r.unified().iter().flatten().next().map(|(k, _)| k.clone());
+                Err(Error::invalid(format!(
+                    "{}.unified.{}: invalid configuration: cannot use unified on cgroup v1 (this                      host's {} controller is a v1 hierarchy at {}; give the limit in its v1 field)",
+                    self.origin,
+                    key.unwrap_or_default(),
+                    h.ctrls.join(","),
+                    h.mount.display()
+                )))
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+/// Memory limits. v1 keeps limit <= memsw, so the order of the two writes depends on where they
+/// go (as runc); a limit of -1 with no swap given lifts the swap limit too, or the kernel would
+/// refuse an unlimited memory limit under a limited memsw.
+fn memory(w: &Writer, m: &LinuxMemory) -> Result<()> {
+    let any = m.limit().is_some()
+        || m.reservation().is_some()
+        || m.swap().is_some()
+        || m.kernel().is_some()
+        || m.kernel_tcp().is_some()
+        || m.swappiness().is_some()
+        || m.disable_oom_killer() == Some(true);
+    if !any {
+        return Ok(());
+    }
+    let origin = w.origin;
+    let (h, d) = w.need("memory", "memory")?;
+    let mc = MemController::new(d.to_path_buf(), h.mount.clone(), h.v2);
+    let (lim, sw) = if h.v2 {
+        ("memory.max", "memory.swap.max")
+    } else {
+        ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes")
+    };
+    let set_limit = |v: i64| w.set(d, lim, "memory.limit", v.to_string(), &|| mc.set_limit(v));
+    let set_swap = |v: i64| {
+        w.set(d, sw, "memory.swap", v.to_string(), &|| {
+            mc.set_memswap_limit(v)
+        })
+    };
+    let swap = match (m.limit(), m.swap()) {
+        (Some(-1), None) if !h.v2 && d.join(sw).exists() => Some(-1),
+        (_, s) => s,
+    };
+    let cur = fs::read_to_string(d.join(lim))
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .unwrap_or(i64::MAX);
+    match (m.limit(), swap) {
+        (Some(l), Some(s)) if s == -1 || cur < s => {
+            set_swap(s)?;
+            set_limit(l)?;
+        }
+        (l, s) => {
+            l.map(set_limit).transpose()?;
+            s.map(set_swap).transpose()?;
+        }
+    }
+    if let Some(v) = m.reservation() {
+        let f = if h.v2 {
+            "memory.low"
+        } else {
+            "memory.soft_limit_in_bytes"
+        };
+        w.set(d, f, "memory.reservation", v.to_string(), &|| {
+            mc.set_soft_limit(v)
+        })?;
+    }
+    if let Some(v) = m.kernel() {
+        // The one limit not enforced strictly: deprecated by the runtime spec, and since Linux
+        // 5.16 the kernel accepts the write and drops it (runc ignores it too). Tried, and a
+        // warning when the kernel did not keep it.
+        let f = d.join("memory.kmem.limit_in_bytes");
+        let kept = f.exists()
+            && mc.set_kmem_limit(v).is_ok()
+            && fs::read_to_string(&f).is_ok_and(|s| v == -1 || s.trim() == v.to_string());
+        if !kept {
+            crate::log::warn(format!(
+                "linux.resources.memory.kernel: {v} not applied: this kernel does not enforce                  kernel memory limits (deprecated in the runtime spec)"
+            ));
+        }
+    }
+    if let Some(v) = m.kernel_tcp() {
+        let f = "memory.kmem.tcp.limit_in_bytes";
+        w.set(d, f, "memory.kernelTCP", v.to_string(), &|| {
+            mc.set_tcp_limit(v)
+        })?;
+    }
+    if let Some(v) = m.swappiness() {
+        if v > 100 {
+            return Err(Error::invalid(format!(
+                "{origin}.memory.swappiness: {v} is not in 0..=100"
+            )));
+        }
+        w.set(
+            d,
+            "memory.swappiness",
+            "memory.swappiness",
+            v.to_string(),
+            &|| mc.set_swappiness(v),
+        )?;
+    }
+    if m.disable_oom_killer() == Some(true) {
+        w.set(
+            d,
+            "memory.oom_control",
+            "memory.disableOOMKiller",
+            "1".into(),
+            &|| mc.disable_oom_killer(),
+        )?;
+    }
+    Ok(())
 }
 
 /// `pids.limit`: a positive limit, or no limit (`max`) for 0 and below, as runc.
@@ -440,118 +347,13 @@ fn pids_value(limit: i64) -> MaxValue {
     }
 }
 
-/// One v1 device-cgroup rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Rule {
-    allow: bool,
-    typ: DeviceType,
-    /// -1: any.
-    major: i64,
-    minor: i64,
-    access: Vec<DevicePermissions>,
-}
-
-impl std::fmt::Display for Rule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = |v: i64| {
-            if v < 0 {
-                "*".to_string()
-            } else {
-                v.to_string()
-            }
-        };
-        let acc: String = self.access.iter().map(|p| p.to_char()).collect();
-        write!(
-            f,
-            "{} {}:{} {acc}",
-            self.typ.to_char(),
-            n(self.major),
-            n(self.minor)
-        )
-    }
-}
-
-fn rule(allow: bool, typ: DeviceType, major: i64, minor: i64, access: &str) -> Rule {
-    Rule {
-        allow,
-        typ,
-        major,
-        minor,
-        access: access
-            .chars()
-            .filter_map(DevicePermissions::from_char)
-            .collect(),
-    }
-}
-
-/// Devices every container may use whatever its rules say (runc's list).
-fn default_allowed() -> Vec<Rule> {
-    let c = DeviceType::Char;
-    vec![
-        rule(true, c, -1, -1, "m"),
-        rule(true, DeviceType::Block, -1, -1, "m"),
-        rule(true, c, 1, 3, "rwm"),    // null
-        rule(true, c, 1, 8, "rwm"),    // random
-        rule(true, c, 1, 7, "rwm"),    // full
-        rule(true, c, 5, 0, "rwm"),    // tty
-        rule(true, c, 1, 5, "rwm"),    // zero
-        rule(true, c, 1, 9, "rwm"),    // urandom
-        rule(true, c, 136, -1, "rwm"), // pts/*
-        rule(true, c, 5, 2, "rwm"),    // ptmx
-        rule(true, c, 5, 1, "rwm"),    // console
-    ]
-}
-
-/// The rules to write, in order: deny everything (as runc), the config's rules in their order,
-/// runc's default devices, then each of `linux.devices`.
-fn device_rules(spec: &[LinuxDeviceCgroup], devices: &[LinuxDevice]) -> Vec<Rule> {
-    let mut out = vec![rule(false, DeviceType::All, -1, -1, "rwm")];
-    for d in spec {
-        let typ = match d.typ().unwrap_or_default() {
-            LinuxDeviceType::A => DeviceType::All,
-            LinuxDeviceType::B => DeviceType::Block,
-            LinuxDeviceType::C | LinuxDeviceType::U => DeviceType::Char,
-            LinuxDeviceType::P => continue, // fifos are not devices to the cgroup
-        };
-        let acc = d.access().clone().unwrap_or_else(|| "rwm".into());
-        out.push(rule(
-            d.allow(),
-            typ,
-            d.major().unwrap_or(-1),
-            d.minor().unwrap_or(-1),
-            &acc,
-        ));
-    }
-    out.extend(default_allowed());
-    for d in devices {
-        let typ = match d.typ() {
-            LinuxDeviceType::B => DeviceType::Block,
-            LinuxDeviceType::C | LinuxDeviceType::U => DeviceType::Char,
-            _ => continue,
-        };
-        out.push(rule(true, typ, d.major(), d.minor(), "rwm"));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cgroups_rs::fs::blkio::BlkIoController;
 
     #[test]
-    fn device_rule_text() {
-        assert_eq!(
-            rule(false, DeviceType::All, -1, -1, "rwm").to_string(),
-            "a *:* rwm"
-        );
-        assert_eq!(
-            rule(true, DeviceType::Char, 136, -1, "rw").to_string(),
-            "c 136:* rw"
-        );
-        assert_eq!(
-            rule(true, DeviceType::Block, 8, 0, "r").to_string(),
-            "b 8:0 r"
-        );
+    fn pids_limits() {
         assert_eq!(pids_value(10), MaxValue::Value(10));
         assert_eq!(pids_value(0), MaxValue::Max);
         assert_eq!(pids_value(-1), MaxValue::Max);
@@ -592,5 +394,61 @@ mod tests {
         super::super::remove(&rec).unwrap();
         assert!(!d.path().join("a").exists());
         assert!(d.path().exists());
+    }
+
+    /// A v1 memory cgroup in a temp dir, as a `Cgroup` that `apply` writes into.
+    fn fake_memcg(d: &Path, limit: &str, memsw: &str) -> Cgroup {
+        fs::write(d.join("memory.limit_in_bytes"), limit).unwrap();
+        fs::write(d.join("memory.memsw.limit_in_bytes"), memsw).unwrap();
+        let h = Hier {
+            mount: d.to_path_buf(),
+            root: "/".into(),
+            v2: false,
+            ctrls: vec!["memory".into()],
+        };
+        Cgroup {
+            dirs: vec![(h, d.to_path_buf())],
+            created: vec![],
+            origin: "update: resources",
+        }
+    }
+
+    #[test]
+    fn an_unlimited_memory_limit_lifts_the_swap_limit() {
+        let d = tempfile::tempdir().unwrap();
+        let cg = fake_memcg(d.path(), "52428800", "96468992");
+        let r: LinuxResources = serde_json::from_str(r#"{"memory": {"limit": -1}}"#).unwrap();
+        cg.apply(&r).unwrap();
+        let read = |f: &str| fs::read_to_string(d.path().join(f)).unwrap();
+        assert_eq!(read("memory.limit_in_bytes"), "-1");
+        assert_eq!(read("memory.memsw.limit_in_bytes"), "-1");
+        // A swap given stays what was given.
+        let cg = fake_memcg(d.path(), "52428800", "96468992");
+        let r = serde_json::from_str(r#"{"memory": {"limit": -1, "swap": 200000000}}"#).unwrap();
+        cg.apply(&r).unwrap();
+        assert_eq!(read("memory.memsw.limit_in_bytes"), "200000000");
+        // A file the host lacks is named with its field.
+        fs::remove_file(d.path().join("memory.memsw.limit_in_bytes")).unwrap();
+        let r = serde_json::from_str(r#"{"memory": {"swap": 1}}"#).unwrap();
+        let e = cg.apply(&r).unwrap_err().to_string();
+        assert!(
+            e.starts_with("update: resources.memory.swap: cannot be applied"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unified_keys_on_a_v1_controller_are_an_invalid_configuration() {
+        let d = tempfile::tempdir().unwrap();
+        let cg = fake_memcg(d.path(), "1", "1");
+        let r = serde_json::from_str(r#"{"unified": {"memory.min": "131072"}}"#).unwrap();
+        let e = cg.apply(&r).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "update: resources.unified.memory.min: invalid configuration: cannot use \
+                 unified on cgroup v1"
+            ),
+            "{e}"
+        );
     }
 }

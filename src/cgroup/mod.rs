@@ -1,11 +1,15 @@
 //! The container's cgroup: resolve `linux.cgroupsPath`, make the cgroup in every mounted hierarchy
 //! (each v1 one and the cgroup2 one, so hybrid hosts work), place the init in it, and later list,
 //! signal and remove what is in it; [`limits`] writes `linux.resources` into it. A thin adapter
-//! over cgroups-rs, whose controllers do the directory and limit-file work.
-//! [`freezer`] pauses and resumes it, [`stats`] reads its counters for `events`.
+//! over cgroups-rs, whose controllers do the directory and limit-file work ([`cpu`], [`blkio`] and
+//! [`devices`] for those controllers). [`freezer`] pauses and resumes it, [`stats`] reads its
+//! counters for `events`.
 //! runs in: the runtime (`create`, `run`, `kill`, `delete`, `update`, `pause`, `events`).
 
+mod blkio;
+mod cpu;
 mod delegated;
+mod devices;
 mod freezer;
 mod limits;
 mod stats;
@@ -215,8 +219,9 @@ fn plain(h: &Hier, dir: &Path) -> Box<dyn Controller> {
 }
 
 impl Cgroup {
-    /// Resolve, refuse an in-use cgroup, make the directories and apply the limits. None when
-    /// rootless without limits (then no cgroup is made). On error nothing made is left behind.
+    /// Resolve, refuse a frozen cgroup (warn about a shared one), make the directories and apply
+    /// the limits. None when rootless without limits (then no cgroup is made). On error nothing
+    /// made is left behind.
     pub fn create(plan: &Plan, id: &str) -> Result<Option<Cgroup>> {
         let l = plan.linux();
         let res = l.resources().clone().unwrap_or_default();
@@ -233,21 +238,13 @@ impl Cgroup {
                 (h, d)
             })
             .collect();
-        for (h, d) in &dirs {
-            if d.exists() && !plain(h, d).procs().is_empty() {
-                return Err(Error::invalid(format!(
-                    "cgroup {}: already in use by another container",
-                    d.display()
-                )));
-            }
-        }
-        Cgroup::make_and_apply(dirs, l, &res).map(Some)
+        check_reuse(&dirs)?;
+        Cgroup::make_and_apply(dirs, &res).map(Some)
     }
 
     /// Make `dirs` and apply the config's limits; on error remove what was made.
     fn make_and_apply(
         dirs: Vec<(Hier, PathBuf)>,
-        l: &oci_spec::runtime::Linux,
         res: &oci_spec::runtime::LinuxResources,
     ) -> Result<Cgroup> {
         let mut cg = Cgroup {
@@ -255,8 +252,10 @@ impl Cgroup {
             created: vec![],
             origin: "config.json: linux.resources",
         };
-        let devices = l.devices().clone().unwrap_or_default();
-        if let Err(e) = cg.make().and_then(|()| cg.apply(res, &devices)) {
+        // The device cgroup is always set: no rules still means deny all but runc's defaults.
+        let mut res = res.clone();
+        res.set_devices(Some(res.devices().clone().unwrap_or_default()));
+        if let Err(e) = cg.make().and_then(|()| cg.apply(&res)) {
             let _ = remove(&cg.recorded());
             return Err(e);
         }
@@ -315,13 +314,10 @@ impl Cgroup {
         }
     }
 
-    /// Write `r` into the running container's cgroup (`update`): the same code as at create.
-    pub fn update(
-        &self,
-        r: &oci_spec::runtime::LinuxResources,
-        devices: &[oci_spec::runtime::LinuxDevice],
-    ) -> Result<()> {
-        self.apply(r, devices)
+    /// Write `r` into the running container's cgroup (`update`): the same code as at create;
+    /// device rules only when `r` has some.
+    pub fn update(&self, r: &oci_spec::runtime::LinuxResources) -> Result<()> {
+        self.apply(r)
     }
 
     pub fn recorded(&self) -> Recorded {
@@ -340,6 +336,49 @@ pub fn controllers(rec: &Recorded) -> Vec<(Vec<String>, PathBuf)> {
         .into_iter()
         .map(|(h, d)| (h.ctrls, d))
         .collect()
+}
+
+/// An existing cgroup may be reused. A frozen one (or one below a frozen parent) would freeze the
+/// init before it ran a line: refused, in runc's words. One that holds processes is shared with
+/// them, which runc allows with a warning; `delete` then leaves the processes and the directory
+/// that are not the container's.
+fn check_reuse(dirs: &[(Hier, PathBuf)]) -> Result<()> {
+    for (h, d) in dirs {
+        let probe = d
+            .ancestors()
+            .find(|a| a.exists())
+            .filter(|a| a.starts_with(&h.mount) && *a != h.mount);
+        if let Some(p) = probe.filter(|p| freezer::freezing(p, h.v2)) {
+            let (file, thawed) = if h.v2 {
+                ("cgroup.freeze", "0")
+            } else {
+                ("freezer.state", "THAWED")
+            };
+            return Err(Error::invalid(format!(
+                "cgroup {}: container's cgroup unexpectedly frozen (thaw it with `echo {thawed} \
+                 > {}`, or give another linux.cgroupsPath)",
+                p.display(),
+                p.join(file).display()
+            )));
+        }
+    }
+    let mut pids: Vec<u64> = dirs
+        .iter()
+        .filter(|(_, d)| d.exists())
+        .flat_map(|(h, d)| plain(h, d).procs())
+        .map(|p| p.pid)
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    if let (false, Some((_, d))) = (pids.is_empty(), dirs.first()) {
+        crate::log::warn(format!(
+            "container's cgroup is not empty: {} process(es) found in {} (they share the \
+             container's limits)",
+            pids.len(),
+            d.display()
+        ));
+    }
+    Ok(())
 }
 
 /// Each recorded directory with the hierarchy it belongs to (directories under no mounted
@@ -426,6 +465,15 @@ pub fn remove(rec: &Recorded) -> Result<()> {
             continue;
         }
         let c = SystemdController::new(d.clone(), PathBuf::from("/"), false);
+        let left = c.procs().len();
+        if left > 0 {
+            // Another container's (it was made in this non-empty cgroup): theirs to leave.
+            crate::log::warn(format!(
+                "cgroup {}: not removed: {left} process(es) of another container are in it",
+                d.display()
+            ));
+            continue;
+        }
         if let Err(e) = c.delete() {
             if d.exists() && first_err.is_none() {
                 first_err = Some(failed(d, "", "rmdir", e));

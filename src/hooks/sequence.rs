@@ -157,9 +157,11 @@ fn cancel_running_hooks(dir: &std::path::Path, hook: &str) {
     }
 }
 
-/// SIGKILL every process of the container (its cgroup, or its pid namespace).
+/// SIGKILL every process of the container (its pid namespace, or its cgroup when it has none:
+/// then the cgroup is where they are found; with one, what else the cgroup holds is another
+/// container's, one made in a non-empty cgroup).
 pub fn kill_everything(st: &State) {
-    if !st.cgroup.paths.is_empty() {
+    if !st.cgroup.paths.is_empty() && !st.own_pid_ns {
         crate::cgroup::kill_all(&st.cgroup);
     }
     for pid in container::container_pids(st) {
@@ -169,6 +171,8 @@ pub fn kill_everything(st: &State) {
     if let Ok(init) = open_init(st) {
         let _ = pidfd_signal(&init, libc::SIGKILL);
     }
+    // A task frozen by the v1 freezer acts on SIGKILL only once thawed.
+    crate::cgroup::thaw(&st.cgroup);
 }
 
 /// Wait until the process `runner` (pid, start time) is gone, at most until `deadline`.

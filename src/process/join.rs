@@ -195,7 +195,7 @@ pub fn spawn(req: &JoinRequest, placed: impl FnOnce()) -> Result<Joined> {
         }
         crate::log::debug(format!(
             "=> nsexec container setup: clone3 of a process for container {} (init {pid})",
-            req.id
+            req.state.id
         ));
         let mut pidfd: libc::c_int = -1;
         let rc = super::parent::clone3(libc::CLONE_PIDFD as u64, Some(&mut pidfd));
@@ -381,7 +381,7 @@ fn child_setup(
         crate::log::debug(format!(
             "child process in init(): joining the {} namespaces of container {}",
             kinds.join(", "),
-            req.id
+            req.state.id
         ));
         for (fd, flag, kind) in joins {
             setns(fd, *flag).ctx(|| format!("join the container's {kind} namespace"))?;
