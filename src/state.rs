@@ -241,9 +241,16 @@ impl ContainerDir {
         write_atomic(&self.file(STATE_FILE), &data)
     }
 
-    /// Remove the directory and everything in it.
+    /// Remove the directory and everything in it. It is first renamed out of the way (a name no
+    /// id can have): a command still writing into it without the lock — a cancelled PostStart
+    /// recording its end — then finds no directory, instead of refilling the one being removed.
     pub fn remove(self) -> Result<()> {
-        fs::remove_dir_all(&self.path).map_err(|e| Error::io("remove", &self.path, e))
+        let name = self.path.file_name().unwrap_or_default().to_string_lossy();
+        let grave = self
+            .path
+            .with_file_name(format!(".{name}.deleted.{}", std::process::id()));
+        fs::rename(&self.path, &grave).map_err(|e| Error::io("remove", &self.path, e))?;
+        fs::remove_dir_all(&grave).map_err(|e| Error::io("remove", &grave, e))
     }
 
     /// The state of a container that has not stopped; a stopped one is an error saying `hint`.

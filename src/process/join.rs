@@ -368,6 +368,8 @@ fn child_setup(
         // paused container's frozen cgroup) must not hold it for the runtime.
         let mut keep = vec![chan.raw(), root.as_raw_fd()];
         keep.extend(joins.iter().map(|(fd, _, _)| fd.as_raw_fd()));
+        // The log's own fds stay (close-on-exec): debug lines of the steps below go there.
+        keep.extend(crate::log::inherited_fds());
         close_inherited(req.preserve_fds, &keep);
         match chan.recv()? {
             Some(Msg::Go) => {}
